@@ -1,0 +1,87 @@
+import { z } from 'zod';
+
+// Every knob the processes read, validated once at start-up so a typo fails loudly and early
+// instead of surfacing as a confusing runtime error later.
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
+  .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
+
+const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z.coerce.number().int().min(min).max(max).default(def);
+
+const urlWithScheme = (schemes: string[]) =>
+  z
+    .string()
+    .url()
+    .refine((u) => schemes.some((s) => u.startsWith(`${s}://`)), {
+      message: `must start with ${schemes.map((s) => `${s}://`).join(' or ')}`,
+    });
+
+export const ConfigSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  DATABASE_URL: urlWithScheme(['postgres', 'postgresql']).default('postgres://postgres@127.0.0.1:5432/hdtickets'),
+  DATABASE_POOL_SIZE: int(10, 1, 200),
+  REDIS_URL: urlWithScheme(['redis', 'rediss']).default('redis://127.0.0.1:6379'),
+  // A hash tag keeps every key of one queue in one Redis Cluster slot.
+  QUEUE_PREFIX: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[A-Za-z0-9_{}-]+$/, 'letters, digits, _ - { } only')
+    .default('{hdt}'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PORT: int(3000, 0, 65535),
+  HOST: z.string().default('127.0.0.1'),
+  API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  PUBLIC_READ: bool.default('false'),
+  WORKER_ROLES: z
+    .string()
+    .default('handlers,projections,relay')
+    .transform((s) => s.split(',').map((r) => r.trim()).filter(Boolean))
+    .pipe(z.array(z.enum(['handlers', 'projections', 'relay', 'replay'])).min(1)),
+  WORKER_CONCURRENCY: int(4, 1, 256),
+  JOB_ATTEMPTS: int(5, 1, 100),
+  JOB_BACKOFF_MS: int(1000, 1, 3_600_000),
+  RELAY_BATCH_SIZE: int(500, 1, 10_000),
+  RELAY_POLL_MS: int(1000, 10, 60_000),
+  JOB_BATCH_SIZE: int(100, 1, 1000),
+  SHUTDOWN_GRACE_MS: int(25_000, 0, 600_000),
+  ALERT_WEBHOOK_URL: urlWithScheme(['http', 'https']).optional(),
+  ALERT_WEBHOOK_SECRET: z.string().optional(),
+  ALERT_WEBHOOK_TIMEOUT_MS: int(5000, 1, 120_000),
+  REPLAY_CHUNK_SIZE: int(1000, 1, 100_000),
+  DEMO: z.enum(['on', 'off']).default('on'),
+  DEMO_RATE: z.coerce.number().min(0).max(10_000).default(5),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly issues: string[]) {
+    super(`Invalid configuration:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings mean "unset" so `FOO= npm start` behaves like no FOO at all.
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const result = ConfigSchema.safeParse(cleaned);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((i) => {
+        const key = String(i.path[0] ?? '?');
+        // Never echo the value of a secret back into a log line.
+        const secret = /TOKEN|SECRET|PASSWORD/.test(key);
+        const shown = secret || cleaned[key] === undefined ? '' : ` (got ${JSON.stringify(redactUrl(String(cleaned[key])))})`;
+        return `${key}: ${i.message}${shown}`;
+      }),
+    );
+  }
+  return result.data;
+}
+
+/** Hides the password part of a connection URL for logs and messages. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@');
+}

@@ -1,0 +1,313 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import type pg from 'pg';
+import { z } from 'zod';
+import type { Aggregate } from '../domain/aggregates/Aggregate.js';
+import type { DomainEvent } from '../domain/index.js';
+import { ConcurrencyError, IdempotencyConflictError } from './errors.js';
+import { afterCheckpoint, GLOBAL_ORDER, type GlobalOrderOptions } from './globalOrder.js';
+import {
+  START,
+  StoredEventRow,
+  type AppendResult,
+  type ExpectedVersion,
+  type GlobalCheckpoint,
+  type NewEvent,
+  type StoredEvent,
+  type Upcaster,
+} from './types.js';
+
+const AppendRow = z.object({
+  out_event_id: z.string(),
+  out_version: z.number().int(),
+  out_position: z.number().int(),
+  out_tx: z.string(),
+});
+type AppendRow = z.infer<typeof AppendRow>;
+
+const StoredIdRow = z.object({ id: z.string(), stream_id: z.string(), version: z.number(), global_position: z.number(), transaction_id: z.string() });
+
+const APPEND_SQL = `SELECT out_event_id::text, out_version, out_position::float8 AS out_position, out_tx
+  FROM hdt_append_events($1, $2, $3, $4::uuid[], $5::text[], $6::int2[], $7::jsonb[], $8::jsonb[], $9::timestamptz[])`;
+
+const EVENT_COLUMNS = sql.fragment`id, stream_id, stream_type, version, event_type, schema_version, payload, metadata,
+  global_position, transaction_id::text AS transaction_id, occurred_at, recorded_at`;
+
+export interface AppendOptions {
+  expectedVersion?: ExpectedVersion;
+  streamType?: string;
+}
+
+export interface StreamAppend extends AppendOptions {
+  streamId: string;
+  events: NewEvent[];
+}
+
+const MAX_EVENTS_PER_APPEND = 10_000;
+
+/** The source of truth: an append-only Postgres event store with optimistic concurrency. */
+export interface EventStoreOptions {
+  upcaster?: Upcaster;
+  /**
+   * Plain `pg` pool for the append hot path. slonik costs ~0.2 ms per query here (measured: 3.8k vs
+   * 13.5k `SELECT 1`/s), which is a third of a single-event append; appends are one round trip
+   * through a stored function, so they gain nothing from slonik's helpers.
+   */
+  appendPool?: pg.Pool;
+}
+
+export class PostgresEventStore {
+  private readonly upcaster: Upcaster;
+  private readonly appendPool?: pg.Pool;
+
+  constructor(
+    private readonly pool: DatabasePool,
+    options: EventStoreOptions = {},
+  ) {
+    this.upcaster = options.upcaster ?? ((_t, schemaVersion, payload) => ({ schemaVersion, payload }));
+    this.appendPool = options.appendPool;
+  }
+
+  /** Appends to one stream atomically. Re-appending already stored ids is a no-op returning their positions. */
+  async append(streamId: string, events: NewEvent[], options: AppendOptions = {}): Promise<AppendResult> {
+    return this.withUniqueRetry(() => this.appendOnce(null, { streamId, events, ...options }));
+  }
+
+  /** Appends to several streams in one transaction: all or nothing. */
+  async appendMany(appends: StreamAppend[]): Promise<AppendResult[]> {
+    if (appends.length === 1) return [await this.append(appends[0]!.streamId, appends[0]!.events, appends[0]!)];
+    // A fixed lock order (by stream id) keeps two multi-stream appends from deadlocking each other.
+    const order = appends.map((a, i) => ({ a, i })).sort((x, y) => (x.a.streamId < y.a.streamId ? -1 : x.a.streamId > y.a.streamId ? 1 : x.i - y.i));
+    const seen = new Set<string>();
+    for (const { a } of order) {
+      if (seen.has(a.streamId)) throw new IdempotencyConflictError(a.streamId, `stream ${a.streamId} appears twice in one appendMany; merge its events into one entry`);
+      seen.add(a.streamId);
+    }
+    return this.withUniqueRetry(async () => {
+      try {
+        return await this.pool.transaction(async (tx) => {
+          const results: AppendResult[] = new Array(appends.length);
+          for (const { a, i } of order) results[i] = await this.appendOnce(tx, a);
+          return results;
+        });
+      } catch (error) {
+        if (!(error instanceof AppendConflict)) throw error;
+        // The whole batch may be a retry of one that committed: then every append resolves as already stored.
+        const results: AppendResult[] = [];
+        for (const a of appends) {
+          const ids = a.events.map((e) => e.id ?? '');
+          if (ids.some((id) => !id)) throw error.toPublic();
+          const r = await this.resolveConflict(a.streamId, a.expectedVersion ?? 'any', ids, error.message, error.idConflict).catch(() => null);
+          if (!r) throw error.toPublic();
+          results.push(r);
+        }
+        return results;
+      }
+    });
+  }
+
+  /** Appends inside a caller's transaction (e.g. together with a handler's ledger row). */
+  async appendOn(db: CommonQueryMethods, append: StreamAppend): Promise<AppendResult> {
+    try {
+      return await this.appendOnce(db, append);
+    } catch (error) {
+      // The caller's transaction is aborted either way; it decides whether to retry.
+      if (error instanceof AppendConflict) throw error.toPublic();
+      throw error;
+    }
+  }
+
+  private async appendOnce(db: CommonQueryMethods | null, { streamId, events, expectedVersion = 'any', streamType }: StreamAppend): Promise<AppendResult> {
+    if (events.length === 0) throw new RangeError('append needs at least one event');
+    if (events.length > MAX_EVENTS_PER_APPEND) throw new RangeError(`at most ${MAX_EVENTS_PER_APPEND} events per append`);
+    const ids = events.map((e) => e.id ?? randomUUID());
+    if (new Set(ids).size !== ids.length) throw new IdempotencyConflictError(streamId, 'the same event id appears twice in one append');
+    const type = streamType ?? streamId.split('-')[0] ?? 'stream';
+    const params = [
+      streamId,
+      type,
+      String(expectedVersion),
+      ids,
+      events.map((e) => e.type),
+      events.map((e) => e.schemaVersion ?? 1),
+      events.map((e) => JSON.stringify(e.payload)),
+      events.map((e) => JSON.stringify(e.metadata ?? {})),
+      events.map((e) => e.occurredAt ?? null),
+    ] as const;
+    let rows: readonly AppendRow[];
+    try {
+      if (!db && this.appendPool) {
+        rows = (await this.appendPool.query<AppendRow>(APPEND_SQL, params as unknown as unknown[])).rows;
+      } else {
+        rows = await (db ?? this.pool).any(sql.type(AppendRow)`
+          SELECT out_event_id::text, out_version, out_position, out_tx FROM hdt_append_events(
+            ${params[0]}, ${params[1]}, ${params[2]}, ${sql.array(params[3], 'uuid')}, ${sql.array(params[4], 'text')},
+            ${sql.array(params[5], 'int2')}, ${sql.array(params[6], 'jsonb')}, ${sql.array(params[7], 'jsonb')},
+            ${sql.array(params[8], 'timestamptz')})`);
+      }
+    } catch (error) {
+      const pg = pgErrorOf(error);
+      const idConflict = pg?.code === '23505' && constraintOf(error) === 'event_store_id_unique';
+      if (pg?.code !== 'HD409' && !idConflict) throw error;
+      // Inside a transaction the lookup below would fail (the transaction is aborted): let the caller decide.
+      if (db) throw new AppendConflict(streamId, expectedVersion, pg?.message ?? 'conflict', idConflict);
+      return this.resolveConflict(streamId, expectedVersion, ids, pg?.message, idConflict);
+    }
+    return {
+      streamId,
+      nextExpectedVersion: rows[rows.length - 1]!.out_version,
+      alreadyStored: false,
+      events: rows.map((r) => ({ id: r.out_event_id, version: r.out_version, position: Number(r.out_position), transactionId: r.out_tx })),
+    };
+  }
+
+  /** Off the hot path: after a conflict, were these exactly the events already stored (an idempotent retry)? */
+  private async resolveConflict(streamId: string, expectedVersion: ExpectedVersion, ids: string[], message: string | undefined, idConflict: boolean): Promise<AppendResult> {
+    {
+      const stored = await this.storedIds(this.pool, ids);
+      if (stored.length === ids.length && stored.every((r) => r.stream_id === streamId)) {
+        return { streamId, nextExpectedVersion: stored[stored.length - 1]!.version, alreadyStored: true, events: stored.map((r) => ({ id: r.id, version: r.version, position: r.global_position, transactionId: r.transaction_id })) };
+      }
+      if (stored.length > 0) {
+        const elsewhere = stored.some((r) => r.stream_id !== streamId);
+        throw new IdempotencyConflictError(streamId, `${stored.length} of the ${ids.length} event ids are already stored${elsewhere ? ' in another stream' : ''}; a retried append must resend exactly the same events`);
+      }
+      if (idConflict) throw new RetryAppend();
+      throw new ConcurrencyError(streamId, expectedVersion, message ?? 'wrong expected version');
+    }
+  }
+
+  private async storedIds(db: CommonQueryMethods, ids: string[]) {
+    return db.any(sql.type(StoredIdRow)`
+      SELECT id, stream_id, version, global_position, transaction_id::text AS transaction_id
+      FROM event_store WHERE id = ANY(${sql.array(ids, 'uuid')}) ORDER BY stream_id, version`);
+  }
+
+  // Two identical retries racing each other: the loser hits the unique id index; running once more
+  // turns that into the idempotent "already stored" answer.
+  private async withUniqueRetry<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (error) {
+      if (error instanceof RetryAppend || constraintOf(error) === 'event_store_id_unique') return fn();
+      throw error;
+    }
+  }
+
+  async readStream(streamId: string, options: { fromVersion?: number; limit?: number } = {}): Promise<StoredEvent[]> {
+    const rows = await this.pool.any(sql.type(StoredEventRow)`
+      SELECT ${EVENT_COLUMNS} FROM event_store
+      WHERE stream_id = ${streamId} AND version >= ${options.fromVersion ?? 1}
+      ORDER BY version LIMIT ${options.limit ?? 100_000}`);
+    return rows.map((r) => this.toEvent(r));
+  }
+
+  async streamVersion(streamId: string): Promise<number | null> {
+    return this.pool.maybeOneFirst(sql.type(z.object({ version: z.number() }))`SELECT version FROM event_streams WHERE stream_id = ${streamId}`);
+  }
+
+  /**
+   * Reads the whole store in the gap-free global order after a checkpoint. Keep the returned checkpoint
+   * (the pair) and pass it back; it only advances over events that can no longer be preceded by a late commit.
+   */
+  async readAll(
+    options: { after?: GlobalCheckpoint; limit?: number; types?: readonly string[] } & GlobalOrderOptions = {},
+  ): Promise<{ events: StoredEvent[]; checkpoint: GlobalCheckpoint }> {
+    const after = options.after ?? START;
+    const typeFilter = options.types?.length ? sql.fragment`AND event_type = ANY(${sql.array([...options.types], 'text')})` : sql.fragment``;
+    const rows = await this.pool.any(sql.type(StoredEventRow)`
+      SELECT ${EVENT_COLUMNS} FROM event_store
+      WHERE ${afterCheckpoint(after, options)} ${typeFilter}
+      ${GLOBAL_ORDER} LIMIT ${options.limit ?? 1000}`);
+    const events = rows.map((r) => this.toEvent(r));
+    const last = events[events.length - 1];
+    return { events, checkpoint: last ? { transactionId: last.transactionId, position: last.globalPosition } : after };
+  }
+
+  /** Head of the gap-free order (what a caught-up global reader has seen) and of raw positions. */
+  async head(): Promise<{ checkpoint: GlobalCheckpoint; lastPosition: number; total: number }> {
+    const row = await this.pool.one(sql.type(z.object({ tx: z.string().nullable(), pos: z.number().nullable(), last: z.number().nullable() }))`
+      SELECT (SELECT transaction_id::text FROM event_store WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY transaction_id DESC, global_position DESC LIMIT 1) AS tx,
+             (SELECT global_position FROM event_store WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) ORDER BY transaction_id DESC, global_position DESC LIMIT 1) AS pos,
+             (SELECT max(global_position) FROM event_store) AS last`);
+    const total = await this.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*) AS n FROM event_store`);
+    return { checkpoint: row.tx && row.pos ? { transactionId: row.tx, position: row.pos } : START, lastPosition: row.last ?? 0, total };
+  }
+
+  async saveSnapshot(streamId: string, version: number, state: unknown, schemaVersion = 1): Promise<void> {
+    await this.pool.query(sql.unsafe`
+      INSERT INTO event_snapshots (stream_id, version, state, schema_version)
+      VALUES (${streamId}, ${version}, ${sql.jsonb(state as never)}, ${schemaVersion})
+      ON CONFLICT (stream_id, version) DO UPDATE SET state = EXCLUDED.state, schema_version = EXCLUDED.schema_version`);
+  }
+
+  /**
+   * Newest valid snapshot plus the events after it. A snapshot that no longer matches the aggregate's
+   * state schema (the shape evolved) is ignored and the state is folded from the start.
+   */
+  async loadAggregate<S>(streamId: string, aggregate: Aggregate<S>): Promise<{ state: S; version: number; fromSnapshot: number | null }> {
+    const snap = await this.pool.maybeOne(sql.type(z.object({ version: z.number(), state: z.unknown() }))`
+      SELECT version, state FROM event_snapshots WHERE stream_id = ${streamId} ORDER BY version DESC LIMIT 1`);
+    const parsed = snap ? aggregate.stateSchema.safeParse(snap.state) : null;
+    let state: S = parsed?.success ? (parsed.data as S) : aggregate.initialState();
+    let version = parsed?.success ? snap!.version : 0;
+    const fromSnapshot = parsed?.success ? version : null;
+    for (const event of await this.readStream(streamId, { fromVersion: version + 1 })) {
+      state = aggregate.evolve(state, { type: event.type, payload: event.payload } as DomainEvent);
+      version = event.version;
+    }
+    return { state, version, fromSnapshot };
+  }
+
+  private toEvent(r: z.infer<typeof StoredEventRow>): StoredEvent {
+    const up = this.upcaster(r.event_type, r.schema_version, r.payload);
+    return {
+      id: r.id,
+      streamId: r.stream_id,
+      streamType: r.stream_type,
+      version: r.version,
+      type: r.event_type,
+      schemaVersion: up.schemaVersion,
+      payload: up.payload,
+      metadata: r.metadata as StoredEvent['metadata'],
+      globalPosition: r.global_position,
+      transactionId: r.transaction_id,
+      occurredAt: r.occurred_at,
+      recordedAt: r.recorded_at,
+    };
+  }
+}
+
+export function pgErrorOf(error: unknown): { code?: string; message?: string; constraint?: string } | undefined {
+  let e: unknown = error;
+  for (let i = 0; i < 5 && e && typeof e === 'object'; i++) {
+    const c = e as { code?: unknown; cause?: unknown; constraint?: unknown };
+    if (typeof c.code === 'string' && /^[0-9A-Z]{5}$/.test(c.code)) return c as never;
+    e = c.cause;
+  }
+  return undefined;
+}
+
+function constraintOf(error: unknown): string | undefined {
+  const pg = pgErrorOf(error);
+  if (pg?.constraint) return pg.constraint;
+  const c = (error as { constraint?: unknown })?.constraint;
+  return typeof c === 'string' ? c : undefined;
+}
+
+/** Internal signal: a concurrent identical retry won the race; run once more to return its result. */
+class RetryAppend extends Error {}
+
+class AppendConflict extends Error {
+  constructor(
+    readonly streamId: string,
+    readonly expected: ExpectedVersion,
+    message: string,
+    readonly idConflict: boolean,
+  ) {
+    super(message);
+  }
+  toPublic(): Error {
+    return this.idConflict ? new RetryAppend() : new ConcurrencyError(this.streamId, this.expected, this.message);
+  }
+}

@@ -90,6 +90,19 @@ CREATE TABLE alert_deliveries (
   attempts      integer NOT NULL DEFAULT 1
 );
 
+-- Notifications for users (purchase outcomes, alerts) and operators (critical errors); one per (kind, event).
+CREATE TABLE user_notifications (
+  id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  user_id    text NOT NULL,
+  kind       text NOT NULL,
+  event_id   uuid NOT NULL,
+  title      text NOT NULL,
+  body       jsonb NOT NULL DEFAULT '{}'::jsonb,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  CONSTRAINT user_notifications_kind_event_unique UNIQUE (kind, event_id)
+);
+CREATE INDEX user_notifications_user_idx ON user_notifications (user_id, id DESC);
+
 -- Read models: one document per key (Marten-style), with the columns people filter on generated from it.
 CREATE TABLE ticket_read_models (
   id              text PRIMARY KEY,
@@ -123,7 +136,9 @@ CREATE TABLE monitoring_read_models (
   updated_at      timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX monitoring_read_models_kind_idx ON monitoring_read_models (kind);
+-- The alerting handlers look up active monitors by fixture.
+CREATE INDEX monitoring_read_models_monitor_event_idx ON monitoring_read_models ((doc->>'eventName')) WHERE kind = 'monitor';
 
 -- Down Migration
-DROP TABLE IF EXISTS monitoring_read_models, purchase_read_models, ticket_read_models, alert_deliveries, platform_stats,
+DROP TABLE IF EXISTS monitoring_read_models, purchase_read_models, ticket_read_models, user_notifications, alert_deliveries, platform_stats,
   event_processing_failures, event_handler_ledger, event_subscriptions, projection_checkpoints, event_projections;

@@ -46,6 +46,9 @@ export const ConfigSchema = z.object({
   RELAY_POLL_MS: int(1000, 10, 60_000),
   JOB_BATCH_SIZE: int(100, 1, 1000),
   SHUTDOWN_GRACE_MS: int(25_000, 0, 600_000),
+  // How long a worker may hold a job without renewing its lock before another worker takes it over.
+  JOB_LOCK_MS: int(30_000, 1000, 600_000),
+  CACHE_TTL_SECONDS: int(86_400, 1, 30 * 86_400),
   ALERT_WEBHOOK_URL: urlWithScheme(['http', 'https']).optional(),
   ALERT_WEBHOOK_SECRET: z.string().optional(),
   ALERT_WEBHOOK_TIMEOUT_MS: int(5000, 1, 120_000),

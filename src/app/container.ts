@@ -1,0 +1,83 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import pg from 'pg';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { createDbPool, type DatabasePool } from '../db/pool.js';
+import { eventRegistry } from '../domain/index.js';
+import { EventBus } from '../eventBus/EventBus.js';
+import { FailureStore } from '../eventBus/FailureStore.js';
+import { JobPublisher } from '../eventBus/JobPublisher.js';
+import { createQueue, QUEUE_NAMES, type ConsumerRoute } from '../eventBus/queues.js';
+import { PostgresEventStore } from '../eventStore/PostgresEventStore.js';
+import type { Upcaster } from '../eventStore/types.js';
+import { defaultHandlers, type EventHandler } from '../handlers/index.js';
+import { defaultProjections, type Projection } from '../projections/index.js';
+import { createRedis, producerConnectionOptions } from './redis.js';
+
+export interface Container {
+  config: Config;
+  logger: Logger;
+  pool: DatabasePool;
+  appendPool: pg.Pool;
+  store: PostgresEventStore;
+  queues: { handlers: Queue; projections: Queue; replay: Queue };
+  publisher: JobPublisher;
+  bus: EventBus;
+  failures: FailureStore;
+  handlers: readonly EventHandler[];
+  projections: readonly Projection<any>[];
+  routes: readonly ConsumerRoute[];
+  upcast: Upcaster;
+  /** A plain Redis connection for caches (created on first use). */
+  cacheRedis(): Redis;
+  close(): Promise<void>;
+}
+
+export interface ContainerOptions {
+  handlers?: readonly EventHandler[];
+  projections?: readonly Projection<any>[];
+}
+
+export function routesOf(handlers: readonly EventHandler[], projections: readonly Projection<any>[]): ConsumerRoute[] {
+  return [
+    ...handlers.map((h): ConsumerRoute => {
+      const types = new Set<string>(h.handledTypes);
+      return { name: h.name, kind: 'handler', handles: (t) => types.has(t), attempts: h.attempts, backoffMs: h.backoffMs };
+    }),
+    ...projections.map((p): ConsumerRoute => ({ name: p.name, kind: 'projection', handles: (t) => p.handles(t) })),
+  ];
+}
+
+/** The composition root: every process builds its services here, and closes them here. */
+export async function createContainer(config: Config, logger: Logger, options: ContainerOptions = {}): Promise<Container> {
+  const pool = await createDbPool(config.DATABASE_URL, { maximumPoolSize: config.DATABASE_POOL_SIZE });
+  const appendPool = new pg.Pool({ connectionString: config.DATABASE_URL, max: Math.max(2, Math.ceil(config.DATABASE_POOL_SIZE / 2)), connectionTimeoutMillis: 5000 });
+  appendPool.on('error', (err) => logger.warn({ err: err.message }, 'idle append connection failed'));
+  const upcast: Upcaster = (type, v, payload) => (eventRegistry.has(type) ? eventRegistry.upcast(type, v, payload) : { schemaVersion: v, payload });
+  const store = new PostgresEventStore(pool, { upcaster: upcast, appendPool });
+  const connection = producerConnectionOptions(config.REDIS_URL);
+  const queues = {
+    handlers: createQueue(QUEUE_NAMES.handlers, connection, config.QUEUE_PREFIX),
+    projections: createQueue(QUEUE_NAMES.projections, connection, config.QUEUE_PREFIX),
+    replay: createQueue(QUEUE_NAMES.replay, connection, config.QUEUE_PREFIX),
+  };
+  const handlers = options.handlers ?? defaultHandlers;
+  const projections = options.projections ?? defaultProjections;
+  const routes = routesOf(handlers, projections);
+  const defaults = { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS };
+  const publisher = new JobPublisher(pool, queues, routes, defaults, config.JOB_BATCH_SIZE);
+  const bus = new EventBus(store, publisher, logger);
+  const failures = new FailureStore(pool, queues, routes, defaults);
+  let cache: Redis | null = null;
+  return {
+    config, logger, pool, appendPool, store, queues, publisher, bus, failures, handlers, projections, routes, upcast,
+    cacheRedis: () => (cache ??= createRedis(config.REDIS_URL, { maxRetriesPerRequest: 3 })),
+    async close() {
+      await Promise.allSettled(Object.values(queues).map((q) => q.close()));
+      if (cache) await cache.quit().catch(() => cache?.disconnect());
+      await appendPool.end().catch(() => {});
+      await pool.end().catch(() => {});
+    },
+  };
+}

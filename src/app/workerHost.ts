@@ -1,0 +1,145 @@
+import { Worker, type Job } from 'bullmq';
+import { OutboxRelay } from '../eventBus/OutboxRelay.js';
+import { QUEUE_NAMES, type HandlerJobData, type ProjectionJobData } from '../eventBus/queues.js';
+import { HandlerRunner } from '../handlers/HandlerRunner.js';
+import { ProjectionRunner } from '../projections/ProjectionRunner.js';
+import type { Container } from './container.js';
+import { workerConnectionOptions } from './redis.js';
+
+export type WorkerRole = 'handlers' | 'projections' | 'relay';
+
+export interface WorkerHost {
+  handlerRunner: HandlerRunner;
+  projectionRunner: ProjectionRunner;
+  relay: OutboxRelay | null;
+  workers: Worker[];
+  /** Stops taking jobs, lets in-flight ones finish within the grace period, then closes. */
+  close(graceMs?: number): Promise<{ timedOut: boolean }>;
+}
+
+export class JobFailure extends Error {
+  constructor(message: string, stack?: string) {
+    super(message);
+    if (stack) this.stack = `${message}\n${stack.split('\n').slice(1).join('\n')}`;
+  }
+}
+
+/** Starts the BullMQ workers (and the relay) for the requested roles in this process. */
+export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]): Promise<WorkerHost> {
+  const { config, logger } = c;
+  const handlerRunner = new HandlerRunner({
+    pool: c.pool,
+    store: c.store,
+    publisher: c.publisher,
+    redis: c.cacheRedis(),
+    logger,
+    upcast: c.upcast,
+    settings: {
+      webhookUrl: config.ALERT_WEBHOOK_URL,
+      webhookSecret: config.ALERT_WEBHOOK_SECRET,
+      webhookTimeoutMs: config.ALERT_WEBHOOK_TIMEOUT_MS,
+      cachePrefix: `${config.QUEUE_PREFIX}:cache:`,
+      cacheTtlSeconds: config.CACHE_TTL_SECONDS,
+    },
+  });
+  const projectionRunner = new ProjectionRunner(c.pool, c.upcast);
+  await projectionRunner.register(c.projections);
+  const workers: Worker[] = [];
+  const common = {
+    connection: workerConnectionOptions(config.REDIS_URL),
+    prefix: config.QUEUE_PREFIX,
+    concurrency: config.WORKER_CONCURRENCY,
+    lockDuration: config.JOB_LOCK_MS,
+    stalledInterval: Math.max(1000, Math.floor(config.JOB_LOCK_MS / 2)),
+    maxStalledCount: 1,
+  };
+
+  const isFinal = (job: Job) => job.finishedOn != null || job.attemptsMade >= (job.opts.attempts ?? 1);
+
+  if (roles.includes('handlers')) {
+    const byName = new Map(c.handlers.map((h) => [h.name, h]));
+    const worker = new Worker<HandlerJobData>(
+      QUEUE_NAMES.handlers,
+      async (job) => {
+        const handler = byName.get(job.data.consumer);
+        if (!handler) throw new Error(`unknown handler ${job.data.consumer}`);
+        const result = await handlerRunner.run(handler, job.data.eventIds, { retryOf: job.data.retryOf });
+        if (result.failed.length) {
+          // Later attempts only retry what failed: the rest already took effect.
+          await job.updateData({ ...job.data, eventIds: result.failed.map((f) => f.eventId) });
+          const first = result.failed[0]!;
+          throw new JobFailure(`${result.failed.length} of ${job.data.eventIds.length} events failed in ${handler.name}: ${first.error.message}`, first.error.stack);
+        }
+        return { processed: result.processed, skipped: result.skipped };
+      },
+      common,
+    );
+    worker.on('failed', (job, err) => {
+      if (!job || !isFinal(job)) return;
+      // Also reached for stalled-limit failures, which never pass through the processor.
+      void (async () => {
+        const owed = await handlerRunner.unprocessed(job.data.consumer, job.data.eventIds);
+        await c.failures.record(job.data.consumer, 'handler', owed.map((eventId) => ({ eventId, message: err.message, stack: err.stack })), job.attemptsMade, job.id);
+        logger.error({ consumer: job.data.consumer, jobId: job.id, events: owed.length, err: err.message }, 'handler job failed for good; recorded in event_processing_failures');
+      })().catch((e: Error) => logger.error({ err: e.message, jobId: job.id }, 'could not record a processing failure'));
+    });
+    workers.push(worker);
+  }
+
+  if (roles.includes('projections')) {
+    const byName = new Map(c.projections.map((p) => [p.name, p]));
+    const worker = new Worker<ProjectionJobData>(
+      QUEUE_NAMES.projections,
+      async (job) => {
+        const projection = byName.get(job.data.consumer);
+        if (!projection) throw new Error(`unknown projection ${job.data.consumer}`);
+        const result = await projectionRunner.catchUp(projection, job.data.streams, { retryOf: job.data.retryOf });
+        if (result.poisoned.length) {
+          await job.updateData({ ...job.data, streams: result.poisoned.map((p) => p.streamId) });
+          const first = result.poisoned[0]!;
+          throw new JobFailure(`${projection.name} could not apply event ${first.eventId} (stream ${first.streamId} v${first.version}): ${first.error.message}`, first.error.stack);
+        }
+        return { applied: result.applied, streams: result.streams, parkedSkipped: result.parkedSkipped.length };
+      },
+      common,
+    );
+    worker.on('failed', (job, err) => {
+      if (!job || !isFinal(job)) return;
+      void (async () => {
+        const projection = byName.get(job.data.consumer);
+        if (!projection) return;
+        const parked = await projectionRunner.parkUnapplied(projection, job.data.streams);
+        await c.failures.record(projection.name, 'projection', parked.map((p) => ({ eventId: p.eventId, message: err.message, stack: err.stack })), job.attemptsMade, job.id);
+        logger.error({ consumer: projection.name, jobId: job.id, parked: parked.map((p) => p.streamId), err: err.message }, 'projection job failed for good; streams parked and recorded');
+      })().catch((e: Error) => logger.error({ err: e.message, jobId: job.id }, 'could not record a processing failure'));
+    });
+    workers.push(worker);
+  }
+
+  for (const w of workers) w.on('error', (err) => logger.warn({ err: err.message, queue: w.name }, 'worker connection error'));
+
+  let relay: OutboxRelay | null = null;
+  if (roles.includes('relay')) {
+    relay = new OutboxRelay(config.DATABASE_URL, c.appendPool, c.publisher, logger, { batchSize: config.RELAY_BATCH_SIZE, pollMs: config.RELAY_POLL_MS });
+    relay.start();
+  }
+
+  return {
+    handlerRunner,
+    projectionRunner,
+    relay,
+    workers,
+    async close(graceMs = config.SHUTDOWN_GRACE_MS) {
+      await relay?.stop();
+      let timedOut = false;
+      const graceful = Promise.all(workers.map((w) => w.close()));
+      const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+      if ((await Promise.race([graceful, timer])) === 'timeout') {
+        timedOut = true;
+        logger.warn({ graceMs }, 'in-flight jobs did not finish within the grace period; they will be retried by another worker');
+        await Promise.all(workers.map((w) => w.close(true)));
+      }
+      return { timedOut };
+    },
+  };
+}

@@ -1,0 +1,158 @@
+import type { Logger } from 'pino';
+import { eventRegistry, EventValidationError } from '../domain/index.js';
+import { ConcurrencyError, IdempotencyConflictError } from '../eventStore/errors.js';
+import type { PostgresEventStore, StreamAppend } from '../eventStore/PostgresEventStore.js';
+import { EventMetadataSchema, ExpectedVersionSchema, type EventMetadata, type ExpectedVersion } from '../eventStore/types.js';
+import type { JobPublisher, OutboxEntry } from './JobPublisher.js';
+
+export interface DispatchInput {
+  id?: string;
+  type: string;
+  payload: unknown;
+  metadata?: EventMetadata;
+  occurredAt?: string;
+  expectedVersion?: ExpectedVersion;
+}
+
+export interface DispatchResult {
+  id: string;
+  type: string;
+  streamId: string;
+  version: number;
+  position: number;
+  alreadyStored: boolean;
+}
+
+/**
+ * The producers' entry point: validate with the event's zod schema, append (with outbox rows, one
+ * transaction), then try to enqueue at once. Processing happens asynchronously in workers. If Redis is
+ * down the call still succeeds: the event is stored and the outbox relay delivers it later.
+ */
+export class EventBus {
+  constructor(
+    private readonly store: PostgresEventStore,
+    private readonly publisher: JobPublisher,
+    private readonly logger: Logger,
+  ) {}
+
+  async dispatch(input: DispatchInput): Promise<DispatchResult> {
+    return (await this.dispatchMany([input]))[0]!;
+  }
+
+  /** All stored or none (one transaction across streams), then enqueued. */
+  async dispatchMany(inputs: readonly DispatchInput[]): Promise<DispatchResult[]> {
+    const { appends, order } = this.prepare(inputs);
+    const results = await this.store.appendMany(appends);
+    const out = order.map(({ append, index }) => {
+      const r = results[append]!;
+      const e = r.events[index]!;
+      return { id: e.id, type: appends[append]!.events[index]!.type, streamId: r.streamId, version: e.version, position: e.position, alreadyStored: r.alreadyStored };
+    });
+    await this.publishNow(out.filter((r) => !r.alreadyStored));
+    return out;
+  }
+
+  /** Returns as soon as the events are stored; enqueueing continues in the background. */
+  async dispatchAsync(input: DispatchInput): Promise<DispatchResult> {
+    const { appends } = this.prepare([input]);
+    const [r] = await this.store.appendMany(appends);
+    const e = r!.events[0]!;
+    const result = { id: e.id, type: input.type, streamId: r!.streamId, version: e.version, position: e.position, alreadyStored: r!.alreadyStored };
+    if (!result.alreadyStored) void this.publishNow([result]);
+    return result;
+  }
+
+  /**
+   * Retries the append on transient Postgres errors with exponential backoff. Validation and
+   * concurrency errors are the caller's to handle and are not retried.
+   */
+  async dispatchWithRetry(input: DispatchInput, attempts = 3, baseDelayMs = 100): Promise<DispatchResult> {
+    // A fixed id makes every retry idempotent even if an earlier attempt committed but its answer was lost.
+    const withId = { ...input, id: input.id ?? crypto.randomUUID() };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.dispatch(withId);
+      } catch (error) {
+        if (!isTransient(error) || attempt >= attempts) throw error;
+        const delay = baseDelayMs * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4);
+        this.logger.warn({ attempt, delay: Math.round(delay), err: (error as Error).message }, 'append failed, retrying');
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+
+  private prepare(inputs: readonly DispatchInput[]) {
+    if (inputs.length === 0) throw new EventValidationError([{ field: 'events', message: 'at least one event is required' }]);
+    const appends: (StreamAppend & { expectedGiven: boolean })[] = [];
+    const byStream = new Map<string, number>();
+    const order: { append: number; index: number }[] = [];
+    inputs.forEach((input, i) => {
+      const at = inputs.length > 1 ? `events[${i}].` : '';
+      const event = prefixErrors(at, () => eventRegistry.validate(input.type, input.payload));
+      const metadata = input.metadata === undefined ? {} : parseField(`${at}metadata`, EventMetadataSchema, input.metadata);
+      const expected = input.expectedVersion === undefined ? undefined : parseField(`${at}expectedVersion`, ExpectedVersionSchema, input.expectedVersion);
+      const { streamId, streamType } = eventRegistry.streamOf(event);
+      let a = byStream.get(streamId);
+      if (a === undefined) {
+        a = appends.length;
+        byStream.set(streamId, a);
+        appends.push({ streamId, streamType, events: [], expectedVersion: expected ?? 'any', expectedGiven: expected !== undefined });
+      } else if (expected !== undefined) {
+        throw new EventValidationError([{ field: `${at}expectedVersion`, message: `only the first event of stream ${streamId} in a batch may carry expectedVersion` }]);
+      }
+      const target = appends[a]!;
+      order.push({ append: a, index: target.events.length });
+      target.events.push({
+        id: input.id,
+        type: event.type,
+        schemaVersion: eventRegistry.currentVersion(event.type),
+        payload: event.payload,
+        metadata,
+        occurredAt: input.occurredAt,
+      });
+    });
+    return { appends, order };
+  }
+
+  /** Best effort: on any Redis trouble the outbox rows stay and the relay sends them later. */
+  private async publishNow(results: readonly DispatchResult[]): Promise<void> {
+    if (results.length === 0) return;
+    const entries: OutboxEntry[] = results.map((r) => ({ position: r.position, eventId: r.id, streamId: r.streamId, eventType: r.type }));
+    try {
+      await this.publisher.publish(entries);
+    } catch (error) {
+      this.logger.warn({ err: (error as Error).message, events: entries.length }, 'enqueue after append failed; the outbox relay will deliver these events');
+    }
+  }
+}
+
+function parseField<T>(field: string, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: (string | number)[]; message: string }[] } } }, value: unknown): T {
+  const r = schema.safeParse(value);
+  if (r.success) return r.data;
+  throw new EventValidationError(r.error.issues.map((i) => ({ field: [field, ...i.path].join('.'), message: i.message })));
+}
+
+function prefixErrors<T>(prefix: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (error) {
+    if (prefix && error instanceof EventValidationError) {
+      throw new EventValidationError(error.issues.map((i) => ({ field: `${prefix}${i.field}`, message: i.message })));
+    }
+    throw error;
+  }
+}
+
+const TRANSIENT_PG = /^(08|40|53|57P0[1-3])/;
+export function isTransient(error: unknown): boolean {
+  if (error instanceof EventValidationError || error instanceof ConcurrencyError || error instanceof IdempotencyConflictError) return false;
+  let e: unknown = error;
+  for (let i = 0; i < 5 && e && typeof e === 'object'; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (TRANSIENT_PG.test(code) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code))) return true;
+    const name = (e as { name?: unknown }).name;
+    if (name === 'BackendTerminatedError' || name === 'ConnectionError' || name === 'BackendTerminatedUnexpectedlyError') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}

@@ -1,0 +1,75 @@
+import { createHash } from 'node:crypto';
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
+
+export const QUEUE_NAMES = {
+  handlers: 'handlers',
+  projections: 'projections',
+  replay: 'replay',
+} as const;
+export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
+
+/** A consumer of events: one handler (side effects) or one projection (read model). */
+export interface ConsumerRoute {
+  name: string;
+  kind: 'handler' | 'projection';
+  handles(type: string): boolean;
+  attempts?: number;
+  backoffMs?: number;
+}
+
+/** Jobs carry ids, never payloads: workers read the events from Postgres. */
+export interface HandlerJobData {
+  consumer: string;
+  eventIds: string[];
+  /** Set when an operator retried a recorded failure; success resolves it. */
+  retryOf?: number;
+}
+export interface ProjectionJobData {
+  consumer: string;
+  streams: string[];
+  retryOf?: number;
+}
+
+/**
+ * Deterministic job ids: a re-sent job (pipeline retried, relay and producer racing) is absorbed by
+ * BullMQ instead of running twice. Never contains ':' and is never all digits.
+ */
+export function batchJobId(consumer: string, keys: readonly string[]): string {
+  if (keys.length === 1) return `${consumer}.${keys[0]!.replace(/:/g, '_')}`;
+  const h = createHash('sha1');
+  for (const k of keys) h.update(k).update('\n');
+  return `${consumer}.b${keys.length}-${h.digest('hex').slice(0, 24)}`;
+}
+
+/** A fresh id for operator retries: the old failed job still holds the deterministic id. */
+export function retryJobId(consumer: string, failureId: number): string {
+  return `${consumer}.retry-${failureId}-${Date.now().toString(36)}`;
+}
+
+export interface RetryPolicy {
+  attempts: number;
+  backoffMs: number;
+}
+
+export function jobOptions(policy: RetryPolicy): JobsOptions {
+  return {
+    attempts: policy.attempts,
+    // Exponential backoff with 20 % jitter so a fleet retrying after an outage does not stampede.
+    backoff: { type: 'exponential', delay: policy.backoffMs, jitter: 0.2 },
+    removeOnComplete: { age: 3600, count: 5000 },
+    removeOnFail: { age: 7 * 24 * 3600 },
+  };
+}
+
+export function createQueue(name: QueueName, connection: ConnectionOptions, prefix: string): Queue {
+  const queue = new Queue(name, { connection, prefix });
+  // Without a listener BullMQ prints every connection error as a stack trace.
+  queue.on('error', () => {});
+  return queue;
+}
+
+export function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

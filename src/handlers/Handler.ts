@@ -1,0 +1,43 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { CommonQueryMethods } from 'slonik';
+import type { DomainEvent } from '../domain/index.js';
+import type { EventMetadata, StoredEvent } from '../eventStore/types.js';
+
+export type HandledEvent = Omit<StoredEvent, 'type' | 'payload'> & DomainEvent;
+
+export interface EmittedEvent {
+  /** Deterministic ids make an emitted event idempotent across handler retries. */
+  id: string;
+  type: DomainEvent['type'];
+  payload: unknown;
+  metadata?: EventMetadata;
+}
+
+export interface HandlerSettings {
+  webhookUrl?: string;
+  webhookSecret?: string;
+  webhookTimeoutMs: number;
+  cachePrefix: string;
+  cacheTtlSeconds: number;
+}
+
+export interface HandlerContext {
+  /** The transaction that also inserts this (handler, event) ledger row: effects here are exactly-once. */
+  tx: CommonQueryMethods;
+  redis: Redis;
+  settings: HandlerSettings;
+  logger: Logger;
+  /** Appends a follow-up event in the same transaction; it is enqueued after commit. */
+  emit(event: EmittedEvent): Promise<void>;
+}
+
+/** A side-effect handler. Never run by a replay. */
+export interface EventHandler {
+  readonly name: string;
+  readonly handledTypes: readonly DomainEvent['type'][];
+  /** Per-handler retry policy; defaults come from JOB_ATTEMPTS / JOB_BACKOFF_MS. */
+  readonly attempts?: number;
+  readonly backoffMs?: number;
+  handle(event: HandledEvent, ctx: HandlerContext): Promise<void>;
+}

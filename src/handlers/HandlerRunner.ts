@@ -1,0 +1,130 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { sql, type DatabasePool } from 'slonik';
+import { z } from 'zod';
+import { eventRegistry } from '../domain/index.js';
+import type { JobPublisher, OutboxEntry } from '../eventBus/JobPublisher.js';
+import type { PostgresEventStore } from '../eventStore/PostgresEventStore.js';
+import { StoredEventRow, type StoredEvent, type Upcaster } from '../eventStore/types.js';
+import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerSettings } from './Handler.js';
+
+export interface FailedEvent {
+  eventId: string;
+  error: Error;
+}
+
+export interface HandlerBatchResult {
+  processed: number;
+  skipped: number;
+  failed: FailedEvent[];
+}
+
+/**
+ * Runs one handler over a batch of events. Each (handler, event) pair takes effect once: its ledger row
+ * is inserted in the same transaction as the handler's Postgres effects. The batch runs in one
+ * transaction; if it fails, each event is retried in its own transaction so that one poison event
+ * leaves only itself to retry.
+ */
+export class HandlerRunner {
+  constructor(
+    private readonly deps: {
+      pool: DatabasePool;
+      store: PostgresEventStore;
+      publisher: JobPublisher;
+      redis: Redis;
+      settings: HandlerSettings;
+      logger: Logger;
+      upcast: Upcaster;
+    },
+  ) {}
+
+  async loadEvents(eventIds: readonly string[]): Promise<StoredEvent[]> {
+    const rows = await this.deps.pool.any(sql.type(StoredEventRow)`
+      SELECT id, stream_id, stream_type, version, event_type, schema_version, payload, metadata,
+             global_position, transaction_id::text AS transaction_id, occurred_at, recorded_at
+      FROM event_store WHERE id = ANY(${sql.array([...eventIds], 'uuid')}) ORDER BY global_position`);
+    return rows.map((r) => {
+      const up = this.deps.upcast(r.event_type, r.schema_version, r.payload);
+      return {
+        id: r.id, streamId: r.stream_id, streamType: r.stream_type, version: r.version, type: r.event_type, schemaVersion: up.schemaVersion, payload: up.payload,
+        metadata: r.metadata as StoredEvent['metadata'], globalPosition: r.global_position, transactionId: r.transaction_id, occurredAt: r.occurred_at, recordedAt: r.recorded_at,
+      };
+    });
+  }
+
+  async run(handler: EventHandler, eventIds: readonly string[], options: { retryOf?: number } = {}): Promise<HandlerBatchResult> {
+    const events = (await this.loadEvents(eventIds)).filter((e) => (handler.handledTypes as readonly string[]).includes(e.type));
+    if (events.length === 0) return { processed: 0, skipped: eventIds.length, failed: [] };
+    try {
+      const processed = await this.runInTransaction(handler, events, options.retryOf);
+      return { processed, skipped: events.length - processed, failed: [] };
+    } catch (error) {
+      if (events.length === 1) return { processed: 0, skipped: 0, failed: [{ eventId: events[0]!.id, error: asError(error) }] };
+    }
+    const result: HandlerBatchResult = { processed: 0, skipped: 0, failed: [] };
+    for (const e of events) {
+      try {
+        result.processed += await this.runInTransaction(handler, [e], options.retryOf);
+      } catch (error) {
+        result.failed.push({ eventId: e.id, error: asError(error) });
+      }
+    }
+    return result;
+  }
+
+  private async runInTransaction(handler: EventHandler, events: StoredEvent[], retryOf: number | undefined): Promise<number> {
+    const emitted: OutboxEntry[] = [];
+    const processed = await this.deps.pool.transaction(async (tx) => {
+      const claimed = new Set(
+        await tx.anyFirst(sql.type(z.object({ event_id: z.string() }))`
+          INSERT INTO event_handler_ledger (handler, event_id)
+          SELECT ${handler.name}, id FROM unnest(${sql.array(events.map((e) => e.id), 'uuid')}::uuid[]) AS id
+          ON CONFLICT DO NOTHING RETURNING event_id`),
+      );
+      const ctx: HandlerContext = {
+        tx,
+        redis: this.deps.redis,
+        settings: this.deps.settings,
+        logger: this.deps.logger,
+        emit: async (event: EmittedEvent) => {
+          const valid = eventRegistry.validate(event.type, event.payload);
+          const { streamId, streamType } = eventRegistry.streamOf(valid);
+          const r = await this.deps.store.appendOn(tx, {
+            streamId,
+            streamType,
+            events: [{ id: event.id, type: valid.type, schemaVersion: eventRegistry.currentVersion(valid.type), payload: valid.payload, metadata: event.metadata }],
+          });
+          if (!r.alreadyStored) emitted.push(...r.events.map((x) => ({ position: x.position, eventId: x.id, streamId, eventType: valid.type })));
+        },
+      };
+      for (const e of events) {
+        if (!claimed.has(e.id)) continue;
+        await handler.handle(e as unknown as HandledEvent, ctx);
+      }
+      if (retryOf !== undefined) {
+        await tx.query(sql.unsafe`
+          UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'retried successfully')
+          WHERE id = ${retryOf} AND status <> 'resolved'`);
+      }
+      return claimed.size;
+    });
+    if (emitted.length) {
+      await this.deps.publisher.publish(emitted).catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'enqueue of emitted events failed; the relay will deliver them'));
+    }
+    return processed;
+  }
+
+  /** Events of a job that have no ledger row yet (what is still owed after a final failure). */
+  async unprocessed(handler: string, eventIds: readonly string[]): Promise<string[]> {
+    return [
+      ...(await this.deps.pool.anyFirst(sql.type(z.object({ id: z.string() }))`
+        SELECT e.id FROM event_store e
+        WHERE e.id = ANY(${sql.array([...eventIds], 'uuid')})
+          AND NOT EXISTS (SELECT 1 FROM event_handler_ledger l WHERE l.handler = ${handler} AND l.event_id = e.id)`)),
+    ];
+  }
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}

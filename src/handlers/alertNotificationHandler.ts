@@ -1,0 +1,40 @@
+import { createHmac } from 'node:crypto';
+import { sql } from 'slonik';
+import { bumpPlatformStats } from './alerting.js';
+import type { EventHandler } from './Handler.js';
+
+export const SIGNATURE_HEADER = 'x-hdt-signature';
+
+export function signBody(secret: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+/**
+ * Delivers an alert to ALERT_WEBHOOK_URL (when set), signed with HMAC-SHA256 over the exact body, with
+ * the event id as idempotency key so a receiver can drop the duplicate a retry may cause. Non-2xx
+ * answers throw: the job is retried with exponential backoff and, once exhausted, recorded as a failure.
+ */
+export const AlertNotificationHandler: EventHandler = {
+  name: 'AlertNotificationHandler',
+  handledTypes: ['AlertTriggered'],
+  async handle(e, ctx) {
+    if (e.type !== 'AlertTriggered') return;
+    const p = e.payload;
+    await ctx.tx.query(sql.unsafe`
+      INSERT INTO user_notifications (user_id, kind, event_id, title, body)
+      VALUES (${p.userId}, 'alert', ${e.id}, ${`Tickets for ${p.eventName} on ${p.platform}`}, ${sql.jsonb({ ticketId: p.ticketId, price: p.price, reason: p.reason })})
+      ON CONFLICT (kind, event_id) DO NOTHING`);
+    await bumpPlatformStats(ctx, p.platform, e.occurredAt, { alerts_triggered: 1 });
+    const { webhookUrl, webhookSecret, webhookTimeoutMs } = ctx.settings;
+    if (!webhookUrl) return;
+    const body = JSON.stringify({ eventId: e.id, occurredAt: e.occurredAt, alert: p });
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'idempotency-key': e.id, 'x-hdt-event-id': e.id };
+    if (webhookSecret) headers[SIGNATURE_HEADER] = signBody(webhookSecret, body);
+    const res = await fetch(webhookUrl, { method: 'POST', headers, body, signal: AbortSignal.timeout(webhookTimeoutMs) });
+    await res.arrayBuffer().catch(() => undefined);
+    if (!res.ok) throw new Error(`alert webhook answered HTTP ${res.status}`);
+    await ctx.tx.query(sql.unsafe`
+      INSERT INTO alert_deliveries (event_id, alert_id, response_code) VALUES (${e.id}, ${p.alertId}, ${res.status})
+      ON CONFLICT (event_id) DO UPDATE SET attempts = alert_deliveries.attempts + 1, response_code = EXCLUDED.response_code, delivered_at = now()`);
+  },
+};

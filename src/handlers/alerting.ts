@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import type { Price } from '../domain/index.js';
+import type { HandledEvent, HandlerContext } from './Handler.js';
+
+const MonitorRow = z.object({ monitorId: z.string(), userId: z.string(), platforms: z.array(z.string()), maxPrice: z.object({ amountMinor: z.number(), currency: z.string() }).nullable(), minQuantity: z.number() });
+
+/** A UUID derived from its inputs, so a retried handler emits the very same event (idempotent append). */
+export function deterministicUuid(...parts: string[]): string {
+  const h = createHash('sha1').update(parts.join('|')).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h.slice(16, 18), 16) & 0x3f) | 0x80).toString(16)}${h.slice(18, 20)}-${h.slice(20, 32)}`;
+}
+
+export interface AlertCandidate {
+  ticketId: string;
+  platform: string;
+  eventName: string;
+  price: Price;
+  quantity: number;
+  reason: 'ticket_discovered' | 'price_drop';
+}
+
+/** Checks the active monitors for this fixture and emits one AlertTriggered per matching monitor. */
+export async function emitAlerts(handlerName: string, source: HandledEvent, c: AlertCandidate, ctx: HandlerContext): Promise<number> {
+  const monitors = await ctx.tx.any(sql.type(z.object({ doc: MonitorRow }))`
+    SELECT doc FROM monitoring_read_models
+    WHERE kind = 'monitor' AND doc->>'eventName' = ${c.eventName} AND doc->>'status' = 'active'`);
+  let emitted = 0;
+  for (const { doc: m } of monitors) {
+    if (!m.platforms.includes(c.platform)) continue;
+    if (c.quantity < m.minQuantity) continue;
+    if (m.maxPrice && (m.maxPrice.currency !== c.price.currency || c.price.amountMinor > m.maxPrice.amountMinor)) continue;
+    const alertId = deterministicUuid('alert', source.id, m.monitorId);
+    await ctx.emit({
+      id: deterministicUuid(handlerName, source.id, m.monitorId),
+      type: 'AlertTriggered',
+      payload: { alertId, monitorId: m.monitorId, userId: m.userId, ticketId: c.ticketId, platform: c.platform, eventName: c.eventName, price: c.price, reason: c.reason, quantity: c.quantity },
+      metadata: { causation_id: source.id, correlation_id: (source.metadata.correlation_id as string | undefined) ?? source.id, source: handlerName },
+    });
+    emitted++;
+  }
+  return emitted;
+}
+
+export async function bumpPlatformStats(ctx: HandlerContext, platform: string, at: string, delta: Partial<Record<'tickets_discovered' | 'price_changes' | 'price_drops' | 'alerts_triggered', number>>): Promise<void> {
+  await ctx.tx.query(sql.unsafe`
+    INSERT INTO platform_stats (platform, tickets_discovered, price_changes, price_drops, alerts_triggered, last_event_at)
+    VALUES (${platform}, ${delta.tickets_discovered ?? 0}, ${delta.price_changes ?? 0}, ${delta.price_drops ?? 0}, ${delta.alerts_triggered ?? 0}, ${at})
+    ON CONFLICT (platform) DO UPDATE SET
+      tickets_discovered = platform_stats.tickets_discovered + EXCLUDED.tickets_discovered,
+      price_changes = platform_stats.price_changes + EXCLUDED.price_changes,
+      price_drops = platform_stats.price_drops + EXCLUDED.price_drops,
+      alerts_triggered = platform_stats.alerts_triggered + EXCLUDED.alerts_triggered,
+      last_event_at = GREATEST(platform_stats.last_event_at, EXCLUDED.last_event_at), updated_at = now()`);
+}

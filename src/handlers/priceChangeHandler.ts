@@ -1,0 +1,28 @@
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { bumpPlatformStats, emitAlerts } from './alerting.js';
+import type { EventHandler } from './Handler.js';
+import { cacheTicketFields } from './ticketCache.js';
+
+/** Price moved: refresh the cache, count it, and on a drop alert the monitors it now satisfies. */
+export const PriceChangeHandler: EventHandler = {
+  name: 'PriceChangeHandler',
+  handledTypes: ['TicketPriceChanged'],
+  async handle(e, ctx) {
+    if (e.type !== 'TicketPriceChanged') return;
+    const p = e.payload;
+    await cacheTicketFields(ctx.redis, ctx.settings.cachePrefix, p.ticketId, e.version, ctx.settings.cacheTtlSeconds, {
+      priceMinor: p.newPrice.amountMinor,
+      currency: p.newPrice.currency,
+    });
+    const drop = p.newPrice.currency === p.oldPrice.currency && p.newPrice.amountMinor < p.oldPrice.amountMinor;
+    await bumpPlatformStats(ctx, p.platform, e.occurredAt, { price_changes: 1, price_drops: drop ? 1 : 0 });
+    if (!drop) return;
+    // The fixture and quantity live on the ticket's discovery event: read them from the store, the source of truth.
+    const ticket = await ctx.tx.maybeOne(sql.type(z.object({ eventName: z.string(), quantity: z.number() }))`
+      SELECT payload->>'eventName' AS "eventName", (payload->>'quantity')::int AS quantity
+      FROM event_store WHERE stream_id = ${e.streamId} AND event_type = 'TicketDiscovered' ORDER BY version LIMIT 1`);
+    if (!ticket || ticket.quantity <= 0) return;
+    await emitAlerts(this.name, e, { ticketId: p.ticketId, platform: p.platform, eventName: ticket.eventName, price: p.newPrice, quantity: ticket.quantity, reason: 'price_drop' }, ctx);
+  },
+};

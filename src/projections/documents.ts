@@ -1,0 +1,78 @@
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+import type { DocAccess } from './Projection.js';
+
+const DocRow = z.object({ id: z.string(), doc: z.unknown() });
+
+/**
+ * Loads and locks the documents a batch touches. Missing documents get a placeholder row first so that
+ * two transactions creating the same shared document (e.g. one platform's stats) serialise on it
+ * instead of overwriting each other. Keys are locked in sorted order to avoid deadlocks.
+ */
+export async function lockDocuments(db: CommonQueryMethods, table: string, keys: readonly string[]): Promise<Map<string, unknown>> {
+  const sorted = [...new Set(keys)].sort();
+  const docs = new Map<string, unknown>();
+  if (sorted.length === 0) return docs;
+  const t = sql.identifier([table]);
+  await db.query(sql.unsafe`
+    INSERT INTO ${t} (id, doc, last_position)
+    SELECT k, 'null'::jsonb, 0 FROM unnest(${sql.array(sorted, 'text')}::text[]) AS k ON CONFLICT (id) DO NOTHING`);
+  const rows = await db.any(sql.type(DocRow)`SELECT id, doc FROM ${t} WHERE id = ANY(${sql.array(sorted, 'text')}) ORDER BY id FOR UPDATE`);
+  for (const r of rows) if (r.doc !== null) docs.set(r.id, r.doc);
+  return docs;
+}
+
+/** Writes changed documents set-based (one multi-row upsert), deletes removed ones and unused placeholders. */
+export async function writeDocuments(
+  db: CommonQueryMethods,
+  table: string,
+  changes: ReadonlyMap<string, { doc: unknown | undefined; position: number }>,
+  lockedKeys: readonly string[] = [],
+): Promise<void> {
+  const t = sql.identifier([table]);
+  const upserts = [...changes].filter(([, c]) => c.doc !== undefined);
+  const deletes = [...changes].filter(([, c]) => c.doc === undefined).map(([id]) => id);
+  if (upserts.length) {
+    await db.query(sql.unsafe`
+      INSERT INTO ${t} (id, doc, last_position, updated_at)
+      SELECT id, doc, pos, now() FROM ${sql.unnest(upserts.map(([id, c]) => [id, JSON.stringify(c.doc), c.position]), ['text', 'jsonb', 'int8'])} AS u(id, doc, pos)
+      ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc, last_position = EXCLUDED.last_position, updated_at = now()`);
+  }
+  const cleanup = [...new Set([...deletes, ...lockedKeys])];
+  if (cleanup.length) {
+    await db.query(sql.unsafe`
+      DELETE FROM ${t} WHERE id = ANY(${sql.array(cleanup, 'text')}) AND (doc = 'null'::jsonb OR id = ANY(${sql.array(deletes, 'text')}))`);
+  }
+}
+
+/**
+ * Folds one stream's events over a shared working set, copy-on-write: if the stream fails half-way its
+ * changes are discarded and the working set is as before, so other streams in the batch still commit.
+ */
+export class DocumentWorkingSet {
+  readonly changes = new Map<string, { doc: unknown | undefined; position: number }>();
+  constructor(private readonly base: Map<string, unknown>) {}
+
+  current(id: string): unknown | undefined {
+    const c = this.changes.get(id);
+    return c ? c.doc : this.base.get(id);
+  }
+
+  /** Runs `fold` against a private view; commits its writes only if it does not throw. */
+  foldStream<D>(fold: (docs: DocAccess<D>, setPosition: (p: number) => void) => void): void {
+    const local = new Map<string, { doc: D | undefined }>();
+    let position = 0;
+    const access: DocAccess<D> = {
+      get: (id) => {
+        const l = local.get(id);
+        if (l) return l.doc === undefined ? undefined : structuredClone(l.doc);
+        const v = this.current(id) as D | undefined;
+        return v === undefined ? undefined : structuredClone(v);
+      },
+      set: (id, doc) => void local.set(id, { doc }),
+      delete: (id) => void local.set(id, { doc: undefined }),
+    };
+    fold(access, (p) => (position = p));
+    for (const [id, { doc }] of local) this.changes.set(id, { doc, position: Math.max(position, this.changes.get(id)?.position ?? 0) });
+  }
+}

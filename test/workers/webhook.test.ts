@@ -1,0 +1,104 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Container } from '../../src/app/container.js';
+import { startWorkerHost, type WorkerHost } from '../../src/app/workerHost.js';
+import { sampleEvent } from '../../src/domain/index.js';
+import { signBody } from '../../src/handlers/alertNotificationHandler.js';
+import { AlertNotificationHandler } from '../../src/handlers/index.js';
+import { testContainer } from '../support/app.js';
+import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
+
+const SECRET = 'webhook-secret-for-tests';
+let db: TestDb;
+let c: Container;
+let host: WorkerHost;
+let server: Server;
+let failNext = 0;
+let alwaysFail = false;
+const calls: { at: number; status: number; body: string; headers: Record<string, string | string[] | undefined> }[] = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const status = alwaysFail || failNext-- > 0 ? 500 : 200;
+      calls.push({ at: Date.now(), status, body, headers: req.headers });
+      res.writeHead(status).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  db = await createTestDb('webhook');
+  c = await testContainer(
+    { DATABASE_URL: db.url, QUEUE_PREFIX: testPrefix('hook'), ALERT_WEBHOOK_URL: `http://127.0.0.1:${port}/alerts`, ALERT_WEBHOOK_SECRET: SECRET, JOB_ATTEMPTS: '4', JOB_BACKOFF_MS: '300' },
+    { handlers: [AlertNotificationHandler], projections: [] },
+  );
+  host = await startWorkerHost(c, ['handlers', 'relay']);
+});
+afterAll(async () => {
+  await host?.close(5000);
+  await c?.queues.handlers.obliterate({ force: true }).catch(() => {});
+  await c?.close();
+  await db?.drop();
+  server?.close();
+});
+
+const alert = (alertId: string) => ({ type: 'AlertTriggered', payload: sampleEvent('AlertTriggered', { alertId, monitorId: `m-${alertId}` }).payload });
+
+describe('alert webhook delivery', () => {
+  it('receiver fails twice: delivered on attempt 3, exactly once, signed, with the event id as idempotency key', async () => {
+    calls.length = 0;
+    failNext = 2;
+    const { id } = await c.bus.dispatch(alert('a1'));
+    await waitFor(() => calls.some((x) => x.status === 200), { what: 'a successful delivery' });
+    await waitFor(async () => (await c.queues.handlers.getJobCounts('active', 'waiting', 'delayed')).active === 0, { what: 'job to finish' });
+    expect(calls.map((x) => x.status)).toEqual([500, 500, 200]);
+    const ok = calls[2]!;
+    expect(ok.headers['idempotency-key']).toBe(id);
+    expect(ok.headers['x-hdt-signature']).toBe(signBody(SECRET, ok.body));
+    expect(JSON.parse(ok.body).alert.alertId).toBe('a1');
+    const deliveries = await db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*) AS n FROM alert_deliveries WHERE event_id = ${id}`);
+    expect(deliveries).toBe(1);
+    expect(await c.failures.countOpen()).toBe(0);
+  });
+
+  it('receiver always fails: JOB_ATTEMPTS attempts with exponentially growing delays, one open failure; retry after recovery delivers and resolves', async () => {
+    calls.length = 0;
+    alwaysFail = true;
+    const { id } = await c.bus.dispatch(alert('a2'));
+    const failure = (await waitFor(async () => (await c.failures.list()).find((f) => f.event_id === id), { what: 'the failure row' }))!;
+    expect(calls).toHaveLength(4);
+    const gaps = calls.slice(1).map((x, i) => x.at - calls[i]!.at);
+    // Base 300 ms doubling with up to 20 % jitter: each gap clearly longer than the one before.
+    expect(gaps[0]).toBeGreaterThanOrEqual(200);
+    expect(gaps[1]! / gaps[0]!).toBeGreaterThan(1.3);
+    expect(gaps[2]! / gaps[1]!).toBeGreaterThan(1.3);
+    expect(failure).toMatchObject({ consumer: 'AlertNotificationHandler', status: 'open', attempts: 4, event_type: 'AlertTriggered' });
+    expect(failure.error_message).toMatch(/HTTP 500/);
+    expect((await c.failures.list({ status: 'all' })).filter((f) => f.event_id === id)).toHaveLength(1);
+
+    alwaysFail = false;
+    calls.length = 0;
+    await c.failures.retry(failure.id);
+    await waitFor(async () => (await c.failures.get(failure.id)).status === 'resolved', { what: 'resolved after retry' });
+    expect(calls.map((x) => x.status)).toEqual([200]);
+    expect(calls[0]!.headers['idempotency-key']).toBe(id);
+  });
+
+  it('resolve marks a failure resolved without running it, and refuses twice', async () => {
+    alwaysFail = true;
+    calls.length = 0;
+    const { id } = await c.bus.dispatch(alert('a3'));
+    const failure = (await waitFor(async () => (await c.failures.list()).find((f) => f.event_id === id), { what: 'the failure row' }))!;
+    const attempts = calls.length;
+    const resolved = await c.failures.resolve(failure.id, 'receiver decommissioned');
+    expect(resolved).toMatchObject({ status: 'resolved', resolution_note: 'receiver decommissioned' });
+    expect(calls.length).toBe(attempts);
+    await expect(c.failures.resolve(failure.id, 'again')).rejects.toThrow(/already resolved/);
+    alwaysFail = false;
+  });
+});

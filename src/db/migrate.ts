@@ -1,7 +1,11 @@
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runner } from 'node-pg-migrate';
 
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations', import.meta.url));
+// From src/db (tsx) the folder is two levels up; from dist/src/db (compiled) it is three.
+export const MIGRATIONS_DIR = ['../../migrations', '../../../migrations']
+  .map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
+  .find((dir) => existsSync(dir))!;
 export const MIGRATIONS_TABLE = 'pgmigrations';
 
 /**

@@ -21,7 +21,7 @@ beforeAll(async () => {
   redis = new PrivateRedis(6391 + Math.floor(Math.random() * 50));
   await redis.start();
   db = await createTestDb('redis_outage');
-  const env = { DATABASE_URL: db.url, REDIS_URL: redis.url, QUEUE_PREFIX: testPrefix('outage'), RELAY_POLL_MS: '200' };
+  const env = { DATABASE_URL: db.url, REDIS_URL: redis.url, QUEUE_PREFIX: testPrefix('outage'), RELAY_POLL_MS: '200', JOB_LOCK_MS: '3000' };
   producer = await testContainer(env);
   workers.push(spawnTs('workers/worker.ts', env));
 });
@@ -59,7 +59,7 @@ describe('Redis down while producers dispatch', () => {
         for (const p of defaultProjections) if (diffDocs(await expectedDocs(db.pool, p), await actualDocs(db.pool, p.table)).length) return false;
         return true;
       },
-      { timeoutMs: 30_000, intervalMs: 300, what: 'delivery after Redis came back' },
+      { timeoutMs: 90_000, intervalMs: 300, what: 'delivery after Redis came back' },
     ).catch(async (e) => {
       console.error('outbox', await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_outbox`), 'queues', await queueCounts(producer));
       for (const p of defaultProjections) console.error(p.name, diffDocs(await expectedDocs(db.pool, p), await actualDocs(db.pool, p.table)));

@@ -34,6 +34,8 @@ export const ConfigSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
   API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   PUBLIC_READ: bool.default('false'),
+  // 5 MiB holds a full 1,000-event batch of ordinary payloads with room to spare; larger bodies get 413.
+  HTTP_BODY_LIMIT_BYTES: int(5 * 1024 * 1024, 1024, 100 * 1024 * 1024),
   WORKER_ROLES: z
     .string()
     .default('handlers,projections,relay')

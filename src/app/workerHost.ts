@@ -4,6 +4,7 @@ import { QUEUE_NAMES, type HandlerJobData, type ProjectionJobData } from '../eve
 import { HandlerRunner } from '../handlers/HandlerRunner.js';
 import { ProjectionRunner } from '../projections/ProjectionRunner.js';
 import type { Container } from './container.js';
+import { instrumentJob } from './metrics.js';
 import { workerConnectionOptions } from './redis.js';
 
 export type WorkerRole = 'handlers' | 'projections' | 'relay';
@@ -60,7 +61,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
     const byName = new Map(c.handlers.map((h) => [h.name, h]));
     const worker = new Worker<HandlerJobData>(
       QUEUE_NAMES.handlers,
-      async (job) => {
+      async (job) => instrumentJob(job.data.consumer, 'handler', async () => {
         const handler = byName.get(job.data.consumer);
         if (!handler) throw new Error(`unknown handler ${job.data.consumer}`);
         const result = await handlerRunner.run(handler, job.data.eventIds, { retryOf: job.data.retryOf });
@@ -71,7 +72,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
           throw new JobFailure(`${result.failed.length} of ${job.data.eventIds.length} events failed in ${handler.name}: ${first.error.message}`, first.error.stack);
         }
         return { processed: result.processed, skipped: result.skipped };
-      },
+      }),
       common,
     );
     worker.on('failed', (job, err) => {
@@ -90,7 +91,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
     const byName = new Map(c.projections.map((p) => [p.name, p]));
     const worker = new Worker<ProjectionJobData>(
       QUEUE_NAMES.projections,
-      async (job) => {
+      async (job) => instrumentJob(job.data.consumer, 'projection', async () => {
         const projection = byName.get(job.data.consumer);
         if (!projection) throw new Error(`unknown projection ${job.data.consumer}`);
         const result = await projectionRunner.catchUp(projection, job.data.streams, { retryOf: job.data.retryOf });
@@ -100,7 +101,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
           throw new JobFailure(`${projection.name} could not apply event ${first.eventId} (stream ${first.streamId} v${first.version}): ${first.error.message}`, first.error.stack);
         }
         return { applied: result.applied, streams: result.streams, parkedSkipped: result.parkedSkipped.length };
-      },
+      }),
       common,
     );
     worker.on('failed', (job, err) => {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { eventsAppended } from '../app/metrics.js';
 import { eventRegistry, EventValidationError } from '../domain/index.js';
 import { ConcurrencyError, IdempotencyConflictError } from '../eventStore/errors.js';
 import type { PostgresEventStore, StreamAppend } from '../eventStore/PostgresEventStore.js';
@@ -48,7 +49,9 @@ export class EventBus {
       const e = r.events[index]!;
       return { id: e.id, type: appends[append]!.events[index]!.type, streamId: r.streamId, version: e.version, position: e.position, alreadyStored: r.alreadyStored };
     });
-    await this.publishNow(out.filter((r) => !r.alreadyStored));
+    const fresh = out.filter((r) => !r.alreadyStored);
+    countAppended(fresh);
+    await this.publishNow(fresh);
     return out;
   }
 
@@ -58,7 +61,10 @@ export class EventBus {
     const [r] = await this.store.appendMany(appends);
     const e = r!.events[0]!;
     const result = { id: e.id, type: input.type, streamId: r!.streamId, version: e.version, position: e.position, alreadyStored: r!.alreadyStored };
-    if (!result.alreadyStored) void this.publishNow([result]);
+    if (!result.alreadyStored) {
+      countAppended([result]);
+      void this.publishNow([result]);
+    }
     return result;
   }
 
@@ -124,6 +130,12 @@ export class EventBus {
       this.logger.warn({ err: (error as Error).message, events: entries.length }, 'enqueue after append failed; the outbox relay will deliver these events');
     }
   }
+}
+
+function countAppended(results: readonly DispatchResult[]): void {
+  const byType = new Map<string, number>();
+  for (const r of results) byType.set(r.type, (byType.get(r.type) ?? 0) + 1);
+  for (const [type, n] of byType) eventsAppended.inc({ type }, n);
 }
 
 function parseField<T>(field: string, schema: { safeParse(v: unknown): { success: true; data: T } | { success: false; error: { issues: { path: (string | number)[]; message: string }[] } } }, value: unknown): T {

@@ -1,0 +1,77 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { authHook, type Access, type AuthSettings } from './auth.js';
+import { invalidRequest, issuesOf } from './errors.js';
+
+export interface RouteResult {
+  status?: number;
+  data?: unknown;
+  headers?: Record<string, string>;
+  /** Sent as is instead of the JSON envelope (Prometheus text, the OpenAPI document). */
+  raw?: { contentType: string; body: string | object };
+}
+
+export interface ResponseDoc {
+  description: string;
+  /** The `data` of a success envelope. */
+  data?: z.ZodTypeAny;
+  /** A non-envelope body (documented by media type, optionally with a schema). */
+  raw?: { contentType: string; schema?: object };
+}
+
+/**
+ * One API route: the zod schemas here validate the request *and* generate /api/docs, so the document
+ * cannot drift from what the server accepts.
+ */
+export interface RouteDef<P extends z.ZodTypeAny = z.ZodTypeAny, Q extends z.ZodTypeAny = z.ZodTypeAny, B extends z.ZodTypeAny = z.ZodTypeAny> {
+  method: 'GET' | 'POST';
+  /** Fastify syntax: `/api/events/streams/:streamId`. */
+  url: string;
+  operationId: string;
+  summary: string;
+  description?: string;
+  tags: string[];
+  access: Access;
+  params?: P;
+  query?: Q;
+  body?: B;
+  /** A fuller schema for the document only (e.g. per-event-type payloads the domain layer validates). */
+  bodyDoc?: z.ZodTypeAny;
+  bodyRequired?: boolean;
+  responses: Record<number, ResponseDoc>;
+  /** Error statuses this route can answer with (documented with the error envelope). */
+  errors: number[];
+  handler(input: { params: z.output<P>; query: z.output<Q>; body: z.output<B>; req: FastifyRequest; reply: FastifyReply }): Promise<RouteResult>;
+}
+
+export const defineRoute = <P extends z.ZodTypeAny, Q extends z.ZodTypeAny, B extends z.ZodTypeAny>(r: RouteDef<P, Q, B>): RouteDef => r as unknown as RouteDef;
+
+function parse(schema: z.ZodTypeAny | undefined, value: unknown): unknown {
+  if (!schema) return undefined;
+  const r = schema.safeParse(value);
+  if (!r.success) throw invalidRequest(issuesOf(r.error));
+  return r.data;
+}
+
+export function mountRoutes(app: FastifyInstance, routes: readonly RouteDef[], auth: AuthSettings): void {
+  for (const r of routes) {
+    app.route({
+      method: r.method,
+      url: r.url,
+      onRequest: authHook(r.access, auth),
+      handler: async (req, reply) => {
+        const params = parse(r.params, req.params);
+        const query = parse(r.query, req.query ?? {});
+        const body = parse(r.body, req.body);
+        const out = await r.handler({ params, query, body, req, reply } as never);
+        reply.code(out.status ?? 200);
+        if (out.headers) reply.headers(out.headers);
+        if (out.raw) {
+          reply.type(out.raw.contentType);
+          return out.raw.body;
+        }
+        return { success: true, data: out.data ?? null };
+      },
+    });
+  }
+}

@@ -27,6 +27,9 @@ type AppendRow = z.infer<typeof AppendRow>;
 
 const StoredIdRow = z.object({ id: z.string(), stream_id: z.string(), version: z.number(), global_position: z.number(), transaction_id: z.string() });
 
+const APPEND_BATCH_SQL = `SELECT out_stream_id, out_event_id::text, out_version, out_position::float8 AS out_position, out_tx
+  FROM hdt_append_batch($1::text[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::int2[], $7::jsonb[], $8::jsonb[], $9::timestamptz[])`;
+
 const APPEND_SQL = `SELECT out_event_id::text, out_version, out_position::float8 AS out_position, out_tx
   FROM hdt_append_events($1, $2, $3, $4::uuid[], $5::text[], $6::int2[], $7::jsonb[], $8::jsonb[], $9::timestamptz[])`;
 
@@ -76,33 +79,66 @@ export class PostgresEventStore {
   /** Appends to several streams in one transaction: all or nothing. */
   async appendMany(appends: StreamAppend[]): Promise<AppendResult[]> {
     if (appends.length === 1) return [await this.append(appends[0]!.streamId, appends[0]!.events, appends[0]!)];
-    // A fixed lock order (by stream id) keeps two multi-stream appends from deadlocking each other.
-    const order = appends.map((a, i) => ({ a, i })).sort((x, y) => (x.a.streamId < y.a.streamId ? -1 : x.a.streamId > y.a.streamId ? 1 : x.i - y.i));
     const seen = new Set<string>();
-    for (const { a } of order) {
+    for (const a of appends) {
       if (seen.has(a.streamId)) throw new IdempotencyConflictError(a.streamId, `stream ${a.streamId} appears twice in one appendMany; merge its events into one entry`);
+      if (a.events.length === 0) throw new RangeError(`append to ${a.streamId} needs at least one event`);
       seen.add(a.streamId);
     }
+    const flat = appends.flatMap((a) => a.events.map((e) => ({ a, e, id: e.id ?? randomUUID() })));
+    if (flat.length > MAX_EVENTS_PER_APPEND) throw new RangeError(`at most ${MAX_EVENTS_PER_APPEND} events per append`);
+    if (new Set(flat.map((f) => f.id)).size !== flat.length) throw new IdempotencyConflictError(appends[0]!.streamId, 'the same event id appears twice in one append');
+    const params = [
+      flat.map((f) => f.a.streamId),
+      flat.map((f) => f.a.streamType ?? f.a.streamId.split('-')[0] ?? 'stream'),
+      flat.map((f) => String(f.a.expectedVersion ?? 'any')),
+      flat.map((f) => f.id),
+      flat.map((f) => f.e.type),
+      flat.map((f) => f.e.schemaVersion ?? 1),
+      flat.map((f) => JSON.stringify(f.e.payload)),
+      flat.map((f) => JSON.stringify(f.e.metadata ?? {})),
+      flat.map((f) => f.e.occurredAt ?? null),
+    ];
     return this.withUniqueRetry(async () => {
+      let rows: readonly (AppendRow & { out_stream_id: string })[];
       try {
-        return await this.pool.transaction(async (tx) => {
-          const results: AppendResult[] = new Array(appends.length);
-          for (const { a, i } of order) results[i] = await this.appendOnce(tx, a);
-          return results;
-        });
+        rows = this.appendPool
+          ? (await this.appendPool.query<AppendRow & { out_stream_id: string }>(APPEND_BATCH_SQL, params)).rows
+          : await this.pool.any(sql.type(AppendRow.extend({ out_stream_id: z.string() }))`
+              SELECT out_stream_id, out_event_id::text, out_version, out_position, out_tx FROM hdt_append_batch(
+                ${sql.array(params[0] as string[], 'text')}, ${sql.array(params[1] as string[], 'text')}, ${sql.array(params[2] as string[], 'text')},
+                ${sql.array(params[3] as string[], 'uuid')}, ${sql.array(params[4] as string[], 'text')}, ${sql.array(params[5] as number[], 'int2')},
+                ${sql.array(params[6] as string[], 'jsonb')}, ${sql.array(params[7] as string[], 'jsonb')}, ${sql.array(params[8] as (string | null)[], 'timestamptz')})`);
       } catch (error) {
-        if (!(error instanceof AppendConflict)) throw error;
+        const pg = pgErrorOf(error);
+        const idConflict = pg?.code === '23505' && constraintOf(error) === 'event_store_id_unique';
+        if (pg?.code !== 'HD409' && !idConflict) throw error;
         // The whole batch may be a retry of one that committed: then every append resolves as already stored.
+        const conflictStream = /^stream (\S+):/.exec(pg?.message ?? '')?.[1];
         const results: AppendResult[] = [];
         for (const a of appends) {
           const ids = a.events.map((e) => e.id ?? '');
-          if (ids.some((id) => !id)) throw error.toPublic();
-          const r = await this.resolveConflict(a.streamId, a.expectedVersion ?? 'any', ids, error.message, error.idConflict).catch(() => null);
-          if (!r) throw error.toPublic();
-          results.push(r);
+          if (ids.some((id) => !id)) {
+            if (idConflict) throw new RetryAppend();
+            throw new ConcurrencyError(conflictStream ?? a.streamId, a.expectedVersion ?? 'any', pg?.message ?? 'wrong expected version');
+          }
+          try {
+            results.push(await this.resolveConflict(a.streamId, a.expectedVersion ?? 'any', ids, pg?.message, idConflict));
+          } catch (e) {
+            if (e instanceof ConcurrencyError) throw new ConcurrencyError(conflictStream ?? a.streamId, e.expected, e.message);
+            throw e;
+          }
         }
         return results;
       }
+      const byStream = new Map<string, AppendResult>();
+      for (const r of rows) {
+        const res = byStream.get(r.out_stream_id) ?? { streamId: r.out_stream_id, nextExpectedVersion: 0, alreadyStored: false, events: [] };
+        res.events.push({ id: r.out_event_id, version: r.out_version, position: Number(r.out_position), transactionId: r.out_tx });
+        res.nextExpectedVersion = Math.max(res.nextExpectedVersion, r.out_version);
+        byStream.set(r.out_stream_id, res);
+      }
+      return appends.map((a) => byStream.get(a.streamId)!);
     });
   }
 
@@ -185,12 +221,21 @@ export class PostgresEventStore {
 
   // Two identical retries racing each other: the loser hits the unique id index; running once more
   // turns that into the idempotent "already stored" answer.
+  // A deadlock or serialization failure rolled everything back: running again is safe and what a
+  // caller would do anyway.
   private async withUniqueRetry<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (error) {
-      if (error instanceof RetryAppend || constraintOf(error) === 'event_store_id_unique') return fn();
-      throw error;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (error) {
+        if (error instanceof RetryAppend || constraintOf(error) === 'event_store_id_unique') return fn();
+        const code = pgErrorOf(error)?.code;
+        if ((code === '40P01' || code === '40001') && attempt < 4) {
+          await new Promise((r) => setTimeout(r, 5 * attempt + Math.random() * 20));
+          continue;
+        }
+        throw error;
+      }
     }
   }
 

@@ -14,6 +14,8 @@ export interface EmittedEvent {
   metadata?: EventMetadata;
 }
 
+export type PlatformStatsDelta = Partial<Record<'tickets_discovered' | 'price_changes' | 'price_drops' | 'alerts_triggered', number>>;
+
 export interface HandlerSettings {
   webhookUrl?: string;
   webhookSecret?: string;
@@ -28,8 +30,13 @@ export interface HandlerContext {
   redis: Redis;
   settings: HandlerSettings;
   logger: Logger;
-  /** Appends a follow-up event in the same transaction; it is enqueued after commit. */
+  /**
+   * Appends a follow-up event in the same transaction (at its end, with the other emitted events in
+   * stream order, so concurrent transactions lock streams in one order); enqueued after commit.
+   */
   emit(event: EmittedEvent): Promise<void>;
+  /** Adds to a platform's counters; applied once at the end of the transaction, platforms in sorted order. */
+  countForPlatform(platform: string, at: string, delta: PlatformStatsDelta): void;
 }
 
 /** A side-effect handler. Never run by a replay. */

@@ -6,7 +6,8 @@ import { eventRegistry } from '../domain/index.js';
 import type { JobPublisher, OutboxEntry } from '../eventBus/JobPublisher.js';
 import type { PostgresEventStore } from '../eventStore/PostgresEventStore.js';
 import { StoredEventRow, type StoredEvent, type Upcaster } from '../eventStore/types.js';
-import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerSettings } from './Handler.js';
+import { flushPlatformStats } from './alerting.js';
+import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerSettings, PlatformStatsDelta } from './Handler.js';
 
 export interface FailedEvent {
   eventId: string;
@@ -78,29 +79,50 @@ export class HandlerRunner {
       const claimed = new Set(
         await tx.anyFirst(sql.type(z.object({ event_id: z.string() }))`
           INSERT INTO event_handler_ledger (handler, event_id)
-          SELECT ${handler.name}, id FROM unnest(${sql.array(events.map((e) => e.id), 'uuid')}::uuid[]) AS id
+          SELECT ${handler.name}, id FROM unnest(${sql.array(events.map((e) => e.id).sort(), 'uuid')}::uuid[]) AS id
           ON CONFLICT DO NOTHING RETURNING event_id`),
       );
+      const pendingEmits: EmittedEvent[] = [];
+      const stats = new Map<string, { at: string; delta: PlatformStatsDelta }>();
       const ctx: HandlerContext = {
         tx,
         redis: this.deps.redis,
         settings: this.deps.settings,
         logger: this.deps.logger,
         emit: async (event: EmittedEvent) => {
-          const valid = eventRegistry.validate(event.type, event.payload);
-          const { streamId, streamType } = eventRegistry.streamOf(valid);
-          const r = await this.deps.store.appendOn(tx, {
-            streamId,
-            streamType,
-            events: [{ id: event.id, type: valid.type, schemaVersion: eventRegistry.currentVersion(valid.type), payload: valid.payload, metadata: event.metadata }],
-          });
-          if (!r.alreadyStored) emitted.push(...r.events.map((x) => ({ position: x.position, eventId: x.id, streamId, eventType: valid.type })));
+          eventRegistry.validate(event.type, event.payload);
+          pendingEmits.push(event);
+        },
+        countForPlatform: (platform, at, delta) => {
+          const cur = stats.get(platform) ?? { at, delta: {} };
+          for (const [k, v] of Object.entries(delta) as [keyof PlatformStatsDelta, number][]) cur.delta[k] = (cur.delta[k] ?? 0) + v;
+          if (at > cur.at) cur.at = at;
+          stats.set(platform, cur);
         },
       };
       for (const e of events) {
         if (!claimed.has(e.id)) continue;
         await handler.handle(e as unknown as HandledEvent, ctx);
       }
+      // Locks are taken at the end and in a fixed order (streams, then platforms, each sorted), the
+      // same order producers use, so concurrent handler batches cannot deadlock each other.
+      const byStream = new Map<string, { streamType: string; events: EmittedEvent[] }>();
+      for (const ev of pendingEmits) {
+        const valid = eventRegistry.validate(ev.type, ev.payload);
+        const { streamId, streamType } = eventRegistry.streamOf(valid);
+        const entry = byStream.get(streamId) ?? { streamType, events: [] };
+        entry.events.push({ ...ev, payload: valid.payload });
+        byStream.set(streamId, entry);
+      }
+      for (const [streamId, { streamType, events: evs }] of [...byStream].sort(([a], [b]) => (a < b ? -1 : 1))) {
+        const r = await this.deps.store.appendOn(tx, {
+          streamId,
+          streamType,
+          events: evs.map((ev) => ({ id: ev.id, type: ev.type, schemaVersion: eventRegistry.currentVersion(ev.type), payload: ev.payload, metadata: ev.metadata })),
+        });
+        if (!r.alreadyStored) emitted.push(...r.events.map((x, i) => ({ position: x.position, eventId: x.id, streamId, eventType: evs[i]!.type })));
+      }
+      await flushPlatformStats(tx, stats);
       if (retryOf !== undefined) {
         await tx.query(sql.unsafe`
           UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'retried successfully')

@@ -1,6 +1,5 @@
 import { createHmac } from 'node:crypto';
 import { sql } from 'slonik';
-import { bumpPlatformStats } from './alerting.js';
 import type { EventHandler } from './Handler.js';
 
 export const SIGNATURE_HEADER = 'x-hdt-signature';
@@ -24,7 +23,7 @@ export const AlertNotificationHandler: EventHandler = {
       INSERT INTO user_notifications (user_id, kind, event_id, title, body)
       VALUES (${p.userId}, 'alert', ${e.id}, ${`Tickets for ${p.eventName} on ${p.platform}`}, ${sql.jsonb({ ticketId: p.ticketId, price: p.price, reason: p.reason })})
       ON CONFLICT (kind, event_id) DO NOTHING`);
-    await bumpPlatformStats(ctx, p.platform, e.occurredAt, { alerts_triggered: 1 });
+    ctx.countForPlatform(p.platform, e.occurredAt, { alerts_triggered: 1 });
     const { webhookUrl, webhookSecret, webhookTimeoutMs } = ctx.settings;
     if (!webhookUrl) return;
     const body = JSON.stringify({ eventId: e.id, occurredAt: e.occurredAt, alert: p });

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { sql } from 'slonik';
+import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 import type { Price } from '../domain/index.js';
-import type { HandledEvent, HandlerContext } from './Handler.js';
+import type { HandledEvent, HandlerContext, PlatformStatsDelta } from './Handler.js';
 
 const MonitorRow = z.object({ monitorId: z.string(), userId: z.string(), platforms: z.array(z.string()), maxPrice: z.object({ amountMinor: z.number(), currency: z.string() }).nullable(), minQuantity: z.number() });
 
@@ -25,7 +25,8 @@ export interface AlertCandidate {
 export async function emitAlerts(handlerName: string, source: HandledEvent, c: AlertCandidate, ctx: HandlerContext): Promise<number> {
   const monitors = await ctx.tx.any(sql.type(z.object({ doc: MonitorRow }))`
     SELECT doc FROM monitoring_read_models
-    WHERE kind = 'monitor' AND doc->>'eventName' = ${c.eventName} AND doc->>'status' = 'active'`);
+    WHERE kind = 'monitor' AND doc->>'eventName' = ${c.eventName} AND doc->>'status' = 'active'
+    ORDER BY id`);
   let emitted = 0;
   for (const { doc: m } of monitors) {
     if (!m.platforms.includes(c.platform)) continue;
@@ -43,10 +44,15 @@ export async function emitAlerts(handlerName: string, source: HandledEvent, c: A
   return emitted;
 }
 
-export async function bumpPlatformStats(ctx: HandlerContext, platform: string, at: string, delta: Partial<Record<'tickets_discovered' | 'price_changes' | 'price_drops' | 'alerts_triggered', number>>): Promise<void> {
-  await ctx.tx.query(sql.unsafe`
+/** Applies accumulated counters, one upsert, platforms in sorted order (a fixed lock order). */
+export async function flushPlatformStats(tx: CommonQueryMethods, stats: Map<string, { at: string; delta: PlatformStatsDelta }>): Promise<void> {
+  if (stats.size === 0) return;
+  const rows = [...stats].sort(([a], [b]) => (a < b ? -1 : 1)).map(([platform, { at, delta }]) => [
+    platform, delta.tickets_discovered ?? 0, delta.price_changes ?? 0, delta.price_drops ?? 0, delta.alerts_triggered ?? 0, at,
+  ]);
+  await tx.query(sql.unsafe`
     INSERT INTO platform_stats (platform, tickets_discovered, price_changes, price_drops, alerts_triggered, last_event_at)
-    VALUES (${platform}, ${delta.tickets_discovered ?? 0}, ${delta.price_changes ?? 0}, ${delta.price_drops ?? 0}, ${delta.alerts_triggered ?? 0}, ${at})
+    SELECT * FROM ${sql.unnest(rows, ['text', 'int8', 'int8', 'int8', 'int8', 'timestamptz'])}
     ON CONFLICT (platform) DO UPDATE SET
       tickets_discovered = platform_stats.tickets_discovered + EXCLUDED.tickets_discovered,
       price_changes = platform_stats.price_changes + EXCLUDED.price_changes,

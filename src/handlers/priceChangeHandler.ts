@@ -1,6 +1,6 @@
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { bumpPlatformStats, emitAlerts } from './alerting.js';
+import { emitAlerts } from './alerting.js';
 import type { EventHandler } from './Handler.js';
 import { cacheTicketFields } from './ticketCache.js';
 
@@ -16,7 +16,7 @@ export const PriceChangeHandler: EventHandler = {
       currency: p.newPrice.currency,
     });
     const drop = p.newPrice.currency === p.oldPrice.currency && p.newPrice.amountMinor < p.oldPrice.amountMinor;
-    await bumpPlatformStats(ctx, p.platform, e.occurredAt, { price_changes: 1, price_drops: drop ? 1 : 0 });
+    ctx.countForPlatform(p.platform, e.occurredAt, { price_changes: 1, price_drops: drop ? 1 : 0 });
     if (!drop) return;
     // The fixture and quantity live on the ticket's discovery event: read them from the store, the source of truth.
     const ticket = await ctx.tx.maybeOne(sql.type(z.object({ eventName: z.string(), quantity: z.number() }))`

@@ -1,4 +1,4 @@
-import { bumpPlatformStats, emitAlerts } from './alerting.js';
+import { emitAlerts } from './alerting.js';
 import type { EventHandler } from './Handler.js';
 import { cacheTicketFields } from './ticketCache.js';
 
@@ -19,7 +19,7 @@ export const TicketDiscoveredHandler: EventHandler = {
       quantity: p.quantity,
       status: p.quantity > 0 ? 'available' : 'sold_out',
     });
-    await bumpPlatformStats(ctx, p.platform, e.occurredAt, { tickets_discovered: 1 });
+    ctx.countForPlatform(p.platform, e.occurredAt, { tickets_discovered: 1 });
     if (p.quantity > 0) {
       await emitAlerts(this.name, e, { ticketId: p.ticketId, platform: p.platform, eventName: p.eventName, price: p.price, quantity: p.quantity, reason: 'ticket_discovered' }, ctx);
     }

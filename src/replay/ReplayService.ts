@@ -63,3 +63,81 @@ export interface ReplayApi {
 }
 
 export type ReplayDeps = { pool: DatabasePool; queue: Queue; projections: readonly Projection<any>[]; defaultChunk: number };
+
+export class ReplayInProgressError extends Error {
+  override readonly name = 'ReplayInProgressError';
+}
+
+const ACTIVE_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+
+/** Rough default until a rebuild has been measured on this deployment (events/s). */
+const DEFAULT_RATE = 20_000;
+
+export function createReplayService(deps: ReplayDeps): ReplayApi {
+  const names = () => deps.projections.map((p) => p.name);
+  const pick = (request: ReplayRequest) => {
+    if (request.projection === undefined) return [...deps.projections];
+    const p = deps.projections.find((x) => x.name === request.projection);
+    if (!p) throw new UnknownProjectionError(request.projection, names());
+    return [p];
+  };
+  const validate = (request: ReplayRequest): string[] => {
+    const problems: string[] = [];
+    if (request.from !== undefined && (!Number.isSafeInteger(request.from) || request.from < 0)) problems.push('from: must be a non-negative integer global position');
+    if (request.chunk !== undefined && (!Number.isSafeInteger(request.chunk) || request.chunk < 1 || request.chunk > 100_000)) problems.push('chunk: must be an integer between 1 and 100000');
+    return problems;
+  };
+  return {
+    validate,
+    async enqueue(request) {
+      const problems = validate(request);
+      if (problems.length) throw new RangeError(problems.join('; '));
+      const projections = pick(request).map((p) => p.name);
+      // One rebuild per projection at a time: two would fight over the shadow table.
+      for (const job of await deps.queue.getJobs(['waiting', 'active', 'delayed', 'prioritized'])) {
+        const busy = (job?.data as ReplayJobData | undefined)?.projections?.filter((n) => projections.includes(n)) ?? [];
+        if (busy.length) throw new ReplayInProgressError(`a replay of ${busy.join(', ')} is already queued or running (job ${job.id})`);
+      }
+      const data: ReplayJobData = { projections, from: request.from ?? null, chunk: request.chunk ?? deps.defaultChunk, requestedAt: new Date().toISOString() };
+      const jobId = `replay-${request.projection ?? 'all'}-${Date.now().toString(36)}`;
+      await deps.queue.add('replay', data, { jobId, attempts: 3, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } });
+      return { jobId, projections };
+    },
+    async status(jobId) {
+      const job = await deps.queue.getJob(jobId);
+      if (!job) return null;
+      const state = await job.getState();
+      const progress = typeof job.progress === 'object' && job.progress ? (job.progress as unknown as ReplayProgress) : null;
+      return {
+        jobId,
+        state: ACTIVE_STATES.has(state) || state === 'completed' || state === 'failed' ? state : 'unknown',
+        projections: (job.data as ReplayJobData).projections,
+        progress,
+        result: job.returnvalue ?? null,
+        failedReason: job.failedReason || null,
+        createdAt: job.timestamp ? new Date(job.timestamp).toISOString() : null,
+        finishedAt: job.finishedOn ? new Date(job.finishedOn).toISOString() : null,
+      };
+    },
+    async dryRun(request) {
+      const problems = validate(request);
+      if (problems.length) throw new RangeError(problems.join('; '));
+      const chosen = pick(request);
+      const { sql } = await import('slonik');
+      const { z } = await import('zod');
+      const out: DryRunReport['projections'] = [];
+      let rate = DEFAULT_RATE;
+      for (const p of chosen) {
+        const events = await deps.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+          SELECT count(*) AS n FROM event_store WHERE event_type = ANY(${sql.array([...p.handledTypes], 'text')}) AND global_position >= ${request.from ?? 0}`);
+        const rows = await deps.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*) AS n FROM ${sql.identifier([p.table])}`);
+        const last = await deps.pool.maybeOne(sql.type(z.object({ d: z.number().nullable(), e: z.number().nullable() }))`
+          SELECT last_rebuild_duration_ms AS d, last_rebuild_events AS e FROM event_projections WHERE name = ${p.name}`);
+        if (last?.d && last.e && last.d > 0) rate = Math.max(100, (last.e / last.d) * 1000);
+        out.push({ name: p.name, events, table: p.table, rows });
+      }
+      const events = out.reduce((s, p) => s + p.events, 0);
+      return { projections: out, events, estimatedSeconds: Math.round((events / rate) * 10) / 10 };
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import { Worker } from 'bullmq';
+import type { Container } from '../app/container.js';
+import { workerConnectionOptions } from '../app/redis.js';
+import { QUEUE_NAMES } from '../eventBus/queues.js';
+import { ReplayEngine } from './ReplayEngine.js';
+import type { ReplayJobData } from './ReplayService.js';
+
+interface ReplayJobState extends ReplayJobData {
+  completed?: string[];
+}
+
+/**
+ * The replay process: one replay at a time per process. A killed process leaves its job to BullMQ's
+ * stalled check; the next attempt resumes every projection from its last committed chunk.
+ */
+export function startReplayWorker(c: Container): { worker: Worker; close(graceMs?: number): Promise<void> } {
+  const engine = new ReplayEngine(c.pool, c.upcast, c.logger);
+  const byName = new Map(c.projections.map((p) => [p.name, p]));
+  const worker = new Worker<ReplayJobState>(
+    QUEUE_NAMES.replay,
+    async (job) => {
+      const results = [];
+      const completed = new Set(job.data.completed ?? []);
+      for (const [index, name] of job.data.projections.entries()) {
+        if (completed.has(name)) continue;
+        const projection = byName.get(name);
+        if (!projection) throw new Error(`unknown projection ${name}`);
+        const r = await engine.run(projection, {
+          jobId: job.id!,
+          from: job.data.from,
+          chunk: job.data.chunk,
+          onProgress: (p) => job.updateProgress({ ...p, index, of: job.data.projections.length }),
+        });
+        results.push(r);
+        completed.add(name);
+        await job.updateData({ ...job.data, completed: [...completed] });
+      }
+      return { projections: results };
+    },
+    {
+      connection: workerConnectionOptions(c.config.REDIS_URL),
+      prefix: c.config.QUEUE_PREFIX,
+      concurrency: 1,
+      lockDuration: c.config.JOB_LOCK_MS,
+      stalledInterval: Math.max(1000, Math.floor(c.config.JOB_LOCK_MS / 2)),
+      // A replay is long and resumable: survive a few crashed workers before giving up.
+      maxStalledCount: 3,
+    },
+  );
+  worker.on('error', (err) => c.logger.warn({ err: err.message }, 'replay worker connection error'));
+  worker.on('failed', (job, err) => {
+    if (!job || (job.finishedOn == null && job.attemptsMade < (job.opts.attempts ?? 1))) return;
+    c.logger.error({ jobId: job.id, err: err.message }, 'replay failed for good; the live read models keep serving');
+    void Promise.all(job.data.projections.map((n) => (byName.get(n) ? engine.abandon(byName.get(n)!, job.id!) : null))).catch(() => {});
+  });
+  return {
+    worker,
+    async close(graceMs = c.config.SHUTDOWN_GRACE_MS) {
+      const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
+      if ((await Promise.race([worker.close(), timer])) === 'timeout') await worker.close(true);
+    },
+  };
+}

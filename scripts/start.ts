@@ -1,0 +1,94 @@
+// `npm start`: the whole platform in one process for development (web + workers + relay + replay + demo).
+import { randomBytes } from 'node:crypto';
+import { checkPostgres, checkRedis, PreflightError } from '../src/app/preflight.js';
+import { onShutdownSignal } from '../src/app/process.js';
+import { ConfigError, loadConfig, redactUrl, type Config } from '../src/config.js';
+import { runMigrations } from '../src/db/migrate.js';
+import { startAllInOne } from '../src/demo/allInOne.js';
+import { formatBanner } from '../src/demo/banner.js';
+import { ensureDatabase } from '../src/demo/ensureDatabase.js';
+import { formatStatusLine, readDemoStatus, type DemoStatus } from '../src/demo/status.js';
+import { createLogger, type Logger } from '../src/logger.js';
+
+const EXIT_CONFIG = 2;
+const EXIT_UNREACHABLE = 3;
+const STATUS_EVERY_MS = 5000;
+
+let config: Config;
+try {
+  config = loadConfig();
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  console.error(error.message);
+  process.exit(EXIT_CONFIG);
+}
+
+// A dev run should still exercise auth: without a configured token, make one up for this run only.
+let generatedToken: string | null = null;
+if (!config.API_TOKEN && config.NODE_ENV !== 'production') {
+  generatedToken = randomBytes(24).toString('base64url');
+  config = { ...config, API_TOKEN: generatedToken };
+}
+
+const logger = await startLogger(config);
+
+// Each check has a short timeout so an unreachable service is reported well within 10 s.
+let databaseCreated = false;
+try {
+  databaseCreated = (await ensureDatabase(config.DATABASE_URL, 3000)) === 'created';
+  await checkPostgres(config.DATABASE_URL, 3000);
+  await checkRedis(config.REDIS_URL, 3000);
+} catch (error) {
+  if (!(error instanceof PreflightError)) throw error;
+  console.error(`\n${error.message}\n`);
+  process.exit(EXIT_UNREACHABLE);
+}
+
+let migrationsApplied: number;
+try {
+  migrationsApplied = (await runMigrations(config.DATABASE_URL)).length;
+} catch (error) {
+  console.error(`Migrating ${redactUrl(config.DATABASE_URL)} failed: ${(error as Error).message}`);
+  process.exit(1);
+}
+
+const app = await startAllInOne(config, logger);
+console.log(
+  formatBanner({ config, apiUrl: app.web?.url ?? null, generatedToken, databaseCreated, migrationsApplied, replay: app.replay, demo: app.demo !== null }),
+);
+
+let previous: DemoStatus | undefined;
+let reporting = false;
+const statusTimer = setInterval(() => {
+  if (reporting) return;
+  reporting = true;
+  readDemoStatus(app.container.pool, app.container.projections)
+    .then((s) => {
+      console.log(formatStatusLine(s, previous));
+      previous = s;
+    })
+    .catch((e: Error) => console.log(`status unavailable: ${e.message}`))
+    .finally(() => (reporting = false));
+}, STATUS_EVERY_MS);
+
+onShutdownSignal(logger, async () => {
+  clearInterval(statusTimer);
+  // Past the grace period plus a margin something is stuck: leave rather than hang the terminal.
+  setTimeout(() => {
+    console.error('shutdown is taking too long; exiting');
+    process.exit(1);
+  }, config.SHUTDOWN_GRACE_MS + 5000).unref();
+  const { timedOut } = await app.close();
+  if (timedOut) logger.warn('some jobs were cut short; they will run again on the next start');
+});
+
+/** Readable logs in a terminal when pino-pretty (a dev dependency) is installed; JSON otherwise. */
+async function startLogger(c: Config): Promise<Logger> {
+  if (c.NODE_ENV === 'production' || !process.stdout.isTTY) return createLogger(c.LOG_LEVEL);
+  try {
+    const { default: pretty } = await import('pino-pretty');
+    return createLogger(c.LOG_LEVEL, pretty({ colorize: true, translateTime: 'HH:MM:ss', ignore: 'pid,hostname', sync: true }));
+  } catch {
+    return createLogger(c.LOG_LEVEL);
+  }
+}

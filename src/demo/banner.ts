@@ -1,0 +1,47 @@
+import { redactUrl, type Config } from '../config.js';
+
+export interface BannerInput {
+  config: Config;
+  /** Base URL of the web server, or null when the HTTP API module is not there yet. */
+  apiUrl: string | null;
+  /** Set only when this run generated the token: it is then shown once, here. */
+  generatedToken: string | null;
+  databaseCreated: boolean;
+  migrationsApplied: number;
+  replay: boolean;
+  demo: boolean;
+}
+
+/**
+ * What a newcomer needs after `npm start`: where to look and how to authenticate. Printed to stdout
+ * once, never through the logger, because it may carry a freshly generated dev token.
+ */
+export function formatBanner(b: BannerInput): string {
+  const { config } = b;
+  const token = b.generatedToken ?? '$API_TOKEN';
+  const parts = [...(b.apiUrl ? ['web'] : []), 'workers', 'relay', ...(b.replay ? ['replay'] : []), ...(b.demo ? ['demo scraper'] : [])];
+  const lines = ['', `HD Tickets event platform is running (${config.NODE_ENV}; one process: ${parts.join(' + ')})`, ''];
+  if (b.apiUrl) {
+    lines.push(
+      `  API          ${b.apiUrl}/api/events/overview`,
+      `  bull-board   ${b.apiUrl}/admin/queues   (user: admin, password: ${b.generatedToken ? 'the API token below' : 'your API_TOKEN'})`,
+      `  metrics      ${b.apiUrl}/metrics   health ${b.apiUrl}/health`,
+    );
+    if (b.generatedToken) lines.push(`  API token    ${b.generatedToken}   (generated for this run; set API_TOKEN to choose your own)`);
+    else if (!config.API_TOKEN) lines.push('  API token    none set: the API is open (set API_TOKEN to require one)');
+    lines.push(`  try          curl -H "Authorization: Bearer ${token}" ${b.apiUrl}/api/events/overview`);
+  } else {
+    lines.push('  API          not available yet (src/http/server.ts is not in this checkout); workers and demo run without it');
+  }
+  lines.push(
+    `  database     ${redactUrl(config.DATABASE_URL)}${b.databaseCreated ? ' (created just now)' : ''}, ${b.migrationsApplied ? `${b.migrationsApplied} migration(s) applied` : 'schema up to date'}`,
+    `  redis        ${redactUrl(config.REDIS_URL)}, queue prefix ${config.QUEUE_PREFIX}`,
+    b.demo
+      ? `  demo         ~${config.DEMO_RATE} events/s from simulated platforms (DEMO_RATE=… to change, DEMO=off to disable)`
+      : '  demo         off (DEMO=on to simulate scrapers)',
+    '',
+    'A status line follows every 5 s. Press Ctrl-C to stop.',
+    '',
+  );
+  return lines.join('\n');
+}

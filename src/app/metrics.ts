@@ -8,7 +8,7 @@ import { z } from 'zod';
 // them across processes); the gauges below are read from Postgres/Redis at scrape time, so any web
 // process reports the same fleet-wide values.
 export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'hdt_process_' });
+collectDefaultMetrics({ register: registry, prefix: 'hdt_' });
 
 export const eventsAppended = new Counter({
   name: 'hdt_events_appended_total',

@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { HttpError } from './errors.js';
+import { HttpError, toErrorResponse } from './errors.js';
 
 /** public: health, readiness, docs. read: GET API and /metrics. write: POST API. admin: bull-board. */
 export type Access = 'public' | 'read' | 'write' | 'admin';
@@ -36,12 +36,14 @@ export function requiresToken(access: Access, settings: AuthSettings): boolean {
 
 /** An onRequest hook for one access level. Without a configured token nothing is checked (dev only; start-up warns). */
 export function authHook(access: Access, settings: AuthSettings) {
-  return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+  return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
     if (!requiresToken(access, settings)) return;
     const presented = presentedToken(req.headers.authorization);
     if (presented !== null && tokenMatches(settings.token!, presented)) return;
     // Browsers only show a login prompt for a Basic challenge; API clients get told to use a bearer token.
     const challenge = access === 'admin' ? 'Basic realm="hd-tickets", charset="UTF-8"' : 'Bearer realm="hd-tickets"';
-    throw new HttpError(401, 'unauthorized', presented === null ? 'missing credentials: send Authorization: Bearer <API_TOKEN>' : 'invalid credentials', undefined, { 'www-authenticate': challenge });
+    const denied = toErrorResponse(new HttpError(401, 'unauthorized', presented === null ? 'missing credentials: send Authorization: Bearer <API_TOKEN>' : 'invalid credentials'));
+    // Answered here rather than thrown: bull-board's scope has its own error handler that would turn it into a 500.
+    await reply.code(401).header('www-authenticate', challenge).type('application/json; charset=utf-8').send(denied.body);
   };
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { authHook, type Access, type AuthSettings } from './auth.js';
 import { invalidRequest, issuesOf } from './errors.js';
+import { assertStorable } from './inputGuards.js';
 
 export interface RouteResult {
   status?: number;
@@ -60,6 +61,9 @@ export function mountRoutes(app: FastifyInstance, routes: readonly RouteDef[], a
       url: r.url,
       onRequest: authHook(r.access, auth),
       handler: async (req, reply) => {
+        assertStorable(req.params);
+        assertStorable(req.query);
+        assertStorable(req.body);
         const params = parse(r.params, req.params);
         const query = parse(r.query, req.query ?? {});
         const body = parse(r.body, req.body);

@@ -1,0 +1,72 @@
+import { z } from 'zod';
+import type { Container } from '../../app/container.js';
+import { FailureRow } from '../../eventBus/FailureStore.js';
+import type { ReplayApi } from '../../replay/ReplayService.js';
+import { HttpError } from '../errors.js';
+import { defineRoute } from '../route.js';
+
+export const FailureParams = z.object({ id: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }).strict();
+export const ResolveBody = z.object({ note: z.string().trim().min(1).max(2000).describe('Why no processing is needed') }).strict();
+export const RebuildParams = z.object({ name: z.string().min(1).max(128) }).strict();
+export const RebuildBody = z
+  .object({
+    from: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('Start at this global position without a reset'),
+    chunk: z.number().int().min(1).max(100_000).optional().describe('Events per chunk (default REPLAY_CHUNK_SIZE)'),
+  })
+  .strict()
+  .optional();
+
+export function operationsRoutes(c: Container, replay: ReplayApi) {
+  const tags = ['operations'];
+  return [
+    defineRoute({
+      method: 'POST',
+      url: '/api/events/projections/:name/rebuild',
+      operationId: 'rebuildProjection',
+      summary: 'Enqueue a rebuild (replay) of one projection; the replay process does the work',
+      tags,
+      access: 'write',
+      params: RebuildParams,
+      body: RebuildBody,
+      bodyRequired: false,
+      responses: { 202: { description: 'Enqueued', data: z.object({ jobId: z.string(), projections: z.array(z.string()), statusUrl: z.string() }) } },
+      errors: [400, 404, 409],
+      async handler({ params, body }) {
+        const request = { projection: params.name, from: body?.from, chunk: body?.chunk };
+        try {
+          const { jobId, projections } = await replay.enqueue(request);
+          return { status: 202, data: { jobId, projections, statusUrl: `/api/events/replays/${encodeURIComponent(jobId)}` } };
+        } catch (error) {
+          // Matched by name: the replay module owns that class.
+          if ((error as Error).name === 'ReplayInProgressError') throw new HttpError(409, 'replay_in_progress', (error as Error).message);
+          throw error;
+        }
+      },
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/api/events/failures/:id/resolve',
+      operationId: 'resolveFailure',
+      summary: 'Mark a failure resolved without processing it (with a note)',
+      tags,
+      access: 'write',
+      params: FailureParams,
+      body: ResolveBody,
+      responses: { 200: { description: 'The resolved failure', data: FailureRow } },
+      errors: [400, 404, 409],
+      handler: async ({ params, body }) => ({ data: await c.failures.resolve(params.id, body.note) }),
+    }),
+    defineRoute({
+      method: 'POST',
+      url: '/api/events/failures/:id/retry',
+      operationId: 'retryFailure',
+      summary: 'Run the consumer again for the failed event (a fresh job with reset attempts)',
+      tags,
+      access: 'write',
+      params: FailureParams,
+      responses: { 202: { description: 'Retry enqueued', data: z.object({ failure: FailureRow, jobId: z.string() }) } },
+      errors: [400, 404, 409],
+      handler: async ({ params }) => ({ status: 202, data: await c.failures.retry(params.id) }),
+    }),
+  ];
+}

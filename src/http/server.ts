@@ -1,0 +1,111 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Container } from '../app/container.js';
+import { ConfigError } from '../config.js';
+import { createReplayService, type ReplayApi } from '../replay/ReplayService.js';
+import type { AuthSettings } from './auth.js';
+import { BULL_BOARD_PATH, mountBullBoard } from './bullBoard.js';
+import { HttpError, toErrorResponse } from './errors.js';
+import { buildOpenApi } from './openapi.js';
+import type { RouteDef } from './route.js';
+import { mountRoutes } from './route.js';
+import { ingestRoutes } from './routes/ingest.js';
+import { monitoringRoutes } from './routes/monitoring.js';
+import { operationsRoutes } from './routes/operations.js';
+import { systemRoutes } from './routes/system.js';
+
+export interface ServerOptions {
+  /** Defaults to the replay service over the container's replay queue. */
+  replay?: ReplayApi;
+}
+
+const VERSION = (() => {
+  const file = ['../../package.json', '../../../package.json'].map((rel) => fileURLToPath(new URL(rel, import.meta.url))).find((f) => existsSync(f));
+  try {
+    return file ? (JSON.parse(readFileSync(file, 'utf8')) as { version?: string }).version ?? '0.0.0' : '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+})();
+
+/**
+ * Refuses an unauthenticated production server; elsewhere a missing token only warns, because a
+ * developer's laptop (bound to 127.0.0.1 by default) is where running without one is reasonable.
+ */
+export function authSettings(c: Container): AuthSettings {
+  const { API_TOKEN, NODE_ENV, PUBLIC_READ } = c.config;
+  if (!API_TOKEN) {
+    if (NODE_ENV === 'production') throw new ConfigError(['API_TOKEN: required when NODE_ENV=production (at least 16 characters); the web server will not start without it']);
+    c.logger.warn(
+      { nodeEnv: NODE_ENV },
+      '!!! API_TOKEN is not set: POST endpoints, bull-board and every read are OPEN to anyone who can reach this port. Set API_TOKEN (16+ characters) before exposing the server. !!!',
+    );
+  }
+  return { token: API_TOKEN, publicRead: PUBLIC_READ };
+}
+
+/** The web process's HTTP server with every route, not yet listening (tests may `inject` or `listen`). */
+export async function buildServer(c: Container, options: ServerOptions = {}): Promise<FastifyInstance> {
+  const auth = authSettings(c);
+  const replay = options.replay ?? createReplayService({ pool: c.pool, queue: c.queues.replay, projections: c.projections, defaultChunk: c.config.REPLAY_CHUNK_SIZE });
+  const app = Fastify({
+    // pino's Logger and fastify's FastifyBaseLogger differ only in typing details.
+    loggerInstance: c.logger.child({ component: 'http' }) as unknown as FastifyBaseLogger,
+    bodyLimit: c.config.HTTP_BODY_LIMIT_BYTES,
+    // Long enough that an over-long stream id reaches validation and gets a 400 naming the field, not a 404.
+    maxParamLength: 12_000,
+    disableRequestLogging: true,
+    return503OnClosing: true,
+  });
+  // Only JSON bodies: a text/plain POST gets 415 instead of being read as a JSON string.
+  app.removeContentTypeParser('text/plain');
+
+  app.setErrorHandler((error, req, reply) => {
+    const { status, body, headers, internal } = toErrorResponse(error);
+    if (internal) req.log.error({ err: error, method: req.method, url: req.routeOptions.url }, 'request failed');
+    else req.log.debug({ status, code: body.error.code }, 'request refused');
+    if (headers) void reply.headers(headers);
+    void reply.code(status).type('application/json; charset=utf-8').send(body);
+  });
+  app.setNotFoundHandler((req) => {
+    throw new HttpError(404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}`);
+  });
+  // Method, route pattern and status only: no headers, no query string, so no credentials in logs.
+  app.addHook('onResponse', async (req, reply) => {
+    const level = reply.statusCode >= 500 ? 'error' : reply.statusCode >= 400 ? 'info' : 'debug';
+    req.log[level]({ method: req.method, route: req.routeOptions.url ?? 'unmatched', status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+
+  let doc: object | null = null;
+  const routes: RouteDef[] = [];
+  routes.push(...systemRoutes(c, () => (doc ??= buildOpenApi(routes, { version: VERSION, bodyLimitBytes: c.config.HTTP_BODY_LIMIT_BYTES }))));
+  routes.push(...ingestRoutes(c), ...monitoringRoutes(c, replay), ...operationsRoutes(c, replay));
+  mountRoutes(app, routes, auth);
+  await mountBullBoard(app, Object.values(c.queues), auth);
+  app.get('/', async () => ({ success: true, data: { name: 'hd-tickets-events', version: VERSION, docs: '/api/docs', queues: BULL_BOARD_PATH } }));
+  return app;
+}
+
+export interface WebServer {
+  app: FastifyInstance;
+  url: string;
+  /** Stops accepting connections and waits for in-flight requests (bounded by SHUTDOWN_GRACE_MS). */
+  close(): Promise<void>;
+}
+
+export async function startWebServer(c: Container, options: ServerOptions & { port?: number; host?: string } = {}): Promise<WebServer> {
+  const app = await buildServer(c, options);
+  const address = await app.listen({ port: options.port ?? c.config.PORT, host: options.host ?? c.config.HOST });
+  c.logger.info({ url: address, auth: c.config.API_TOKEN ? 'token' : 'none', publicRead: c.config.PUBLIC_READ, bodyLimit: c.config.HTTP_BODY_LIMIT_BYTES }, 'web server listening');
+  let closing: Promise<void> | null = null;
+  return {
+    app,
+    url: address,
+    close: () =>
+      (closing ??= Promise.race([
+        app.close(),
+        new Promise<void>((resolve) => setTimeout(resolve, c.config.SHUTDOWN_GRACE_MS).unref()),
+      ]).then(() => undefined)),
+  };
+}

@@ -41,6 +41,11 @@ export const ConfigSchema = z.object({
     .default('handlers,projections,relay')
     .transform((s) => s.split(',').map((r) => r.trim()).filter(Boolean))
     .pipe(z.array(z.enum(['handlers', 'projections', 'relay', 'replay'])).min(1)),
+  // Optional allow-list of handler/projection names this deployment runs (producers route only to them).
+  CONSUMERS: z
+    .string()
+    .optional()
+    .transform((s) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined)),
   WORKER_CONCURRENCY: int(4, 1, 256),
   JOB_ATTEMPTS: int(5, 1, 100),
   JOB_BACKOFF_MS: int(1000, 1, 3_600_000),

@@ -62,8 +62,14 @@ export async function createContainer(config: Config, logger: Logger, options: C
     projections: createQueue(QUEUE_NAMES.projections, connection, config.QUEUE_PREFIX),
     replay: createQueue(QUEUE_NAMES.replay, connection, config.QUEUE_PREFIX),
   };
-  const handlers = options.handlers ?? defaultHandlers;
-  const projections = options.projections ?? defaultProjections;
+  const only = config.CONSUMERS;
+  if (only) {
+    const known = [...defaultHandlers.map((h) => h.name), ...defaultProjections.map((p) => p.name)];
+    const unknown = only.filter((n) => !known.includes(n) && !(options.handlers ?? []).some((h) => h.name === n) && !(options.projections ?? []).some((p) => p.name === n));
+    if (unknown.length) throw new Error(`CONSUMERS names unknown consumers: ${unknown.join(', ')}; known: ${known.join(', ')}`);
+  }
+  const handlers = (options.handlers ?? defaultHandlers).filter((h) => !only || only.includes(h.name));
+  const projections = (options.projections ?? defaultProjections).filter((p) => !only || only.includes(p.name));
   const routes = routesOf(handlers, projections);
   const defaults = { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS };
   const publisher = new JobPublisher(pool, queues, routes, defaults, config.JOB_BATCH_SIZE);

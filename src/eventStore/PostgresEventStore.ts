@@ -142,6 +142,41 @@ export class PostgresEventStore {
     });
   }
 
+  /**
+   * Appends to several streams inside a caller's transaction, in one round trip (streams locked in
+   * sorted order). Events must carry ids; already stored ones are reported, not re-appended.
+   */
+  async appendManyOn(db: CommonQueryMethods, appends: StreamAppend[]): Promise<AppendResult[]> {
+    if (appends.length === 1) return [await this.appendOn(db, appends[0]!)];
+    const flat = appends.flatMap((a) => a.events.map((e) => ({ a, e, id: e.id ?? randomUUID() })));
+    const stored = new Set(await db.anyFirst(sql.type(z.object({ id: z.string() }))`SELECT id FROM event_store WHERE id = ANY(${sql.array(flat.map((f) => f.id), 'uuid')})`));
+    const fresh = flat.filter((f) => !stored.has(f.id));
+    const byStream = new Map<string, AppendResult>(appends.map((a) => [a.streamId, { streamId: a.streamId, nextExpectedVersion: 0, alreadyStored: true, events: [] }]));
+    if (fresh.length) {
+      let rows: readonly (AppendRow & { out_stream_id: string })[];
+      try {
+        rows = await db.any(sql.type(AppendRow.extend({ out_stream_id: z.string() }))`
+          SELECT out_stream_id, out_event_id::text, out_version, out_position, out_tx FROM hdt_append_batch(
+            ${sql.array(fresh.map((f) => f.a.streamId), 'text')}, ${sql.array(fresh.map((f) => f.a.streamType ?? 'stream'), 'text')},
+            ${sql.array(fresh.map((f) => String(f.a.expectedVersion ?? 'any')), 'text')}, ${sql.array(fresh.map((f) => f.id), 'uuid')},
+            ${sql.array(fresh.map((f) => f.e.type), 'text')}, ${sql.array(fresh.map((f) => f.e.schemaVersion ?? 1), 'int2')},
+            ${sql.array(fresh.map((f) => JSON.stringify(f.e.payload)), 'jsonb')}, ${sql.array(fresh.map((f) => JSON.stringify(f.e.metadata ?? {})), 'jsonb')},
+            ${sql.array(fresh.map((f) => f.e.occurredAt ?? null), 'timestamptz')})`);
+      } catch (error) {
+        const pg = pgErrorOf(error);
+        if (pg?.code === 'HD409') throw new ConcurrencyError(/^stream (\S+):/.exec(pg.message ?? '')?.[1] ?? appends[0]!.streamId, 'any', pg.message ?? 'conflict');
+        throw error;
+      }
+      for (const r of rows) {
+        const res = byStream.get(r.out_stream_id)!;
+        res.alreadyStored = false;
+        res.events.push({ id: r.out_event_id, version: r.out_version, position: Number(r.out_position), transactionId: r.out_tx });
+        res.nextExpectedVersion = Math.max(res.nextExpectedVersion, r.out_version);
+      }
+    }
+    return appends.map((a) => byStream.get(a.streamId)!);
+  }
+
   /** Appends inside a caller's transaction (e.g. together with a handler's ledger row). */
   async appendOn(db: CommonQueryMethods, append: StreamAppend): Promise<AppendResult> {
     try {

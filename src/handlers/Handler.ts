@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { CommonQueryMethods } from 'slonik';
 import type { DomainEvent } from '../domain/index.js';
@@ -28,6 +28,10 @@ export interface HandlerContext {
   /** The transaction that also inserts this (handler, event) ledger row: effects here are exactly-once. */
   tx: CommonQueryMethods;
   redis: Redis;
+  /** Redis commands batched into one round trip at the end of the batch (before commit). */
+  redisBatch: ChainableCommander;
+  /** Per-transaction memo: the same lookup for many events of a batch runs once. */
+  memo<T>(key: string, load: () => Promise<T>): Promise<T>;
   settings: HandlerSettings;
   logger: Logger;
   /**
@@ -35,6 +39,10 @@ export interface HandlerContext {
    * stream order, so concurrent transactions lock streams in one order); enqueued after commit.
    */
   emit(event: EmittedEvent): Promise<void>;
+  /** Every event of this transaction's batch, so a handler can prefetch for all of them at once (with memo). */
+  batch: readonly HandledEvent[];
+  /** Queues a user notification; all of a batch's are inserted in one statement at the end. */
+  notify(n: { userId: string; kind: string; eventId: string; title: string; body: object }): void;
   /** Adds to a platform's counters; applied once at the end of the transaction, platforms in sorted order. */
   countForPlatform(platform: string, at: string, delta: PlatformStatsDelta): void;
 }

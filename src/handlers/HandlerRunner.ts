@@ -83,16 +83,26 @@ export class HandlerRunner {
           ON CONFLICT DO NOTHING RETURNING event_id`),
       );
       const pendingEmits: EmittedEvent[] = [];
+      const redisBatch = this.deps.redis.pipeline();
+      const memo = new Map<string, Promise<unknown>>();
       const stats = new Map<string, { at: string; delta: PlatformStatsDelta }>();
+      const notifications: { userId: string; kind: string; eventId: string; title: string; body: object }[] = [];
       const ctx: HandlerContext = {
         tx,
         redis: this.deps.redis,
+        redisBatch,
+        memo: <T>(key: string, load: () => Promise<T>) => {
+          if (!memo.has(key)) memo.set(key, load());
+          return memo.get(key) as Promise<T>;
+        },
         settings: this.deps.settings,
         logger: this.deps.logger,
         emit: async (event: EmittedEvent) => {
           eventRegistry.validate(event.type, event.payload);
           pendingEmits.push(event);
         },
+        batch: events.filter((e) => claimed.has(e.id)) as unknown as HandledEvent[],
+        notify: (n) => void notifications.push(n),
         countForPlatform: (platform, at, delta) => {
           const cur = stats.get(platform) ?? { at, delta: {} };
           for (const [k, v] of Object.entries(delta) as [keyof PlatformStatsDelta, number][]) cur.delta[k] = (cur.delta[k] ?? 0) + v;
@@ -114,15 +124,31 @@ export class HandlerRunner {
         entry.events.push({ ...ev, payload: valid.payload });
         byStream.set(streamId, entry);
       }
-      for (const [streamId, { streamType, events: evs }] of [...byStream].sort(([a], [b]) => (a < b ? -1 : 1))) {
-        const r = await this.deps.store.appendOn(tx, {
+      if (byStream.size) {
+        const appends = [...byStream].map(([streamId, { streamType, events: evs }]) => ({
           streamId,
           streamType,
           events: evs.map((ev) => ({ id: ev.id, type: ev.type, schemaVersion: eventRegistry.currentVersion(ev.type), payload: ev.payload, metadata: ev.metadata })),
+        }));
+        const results = await this.deps.store.appendManyOn(tx, appends);
+        results.forEach((r, k) => {
+          if (!r.alreadyStored) emitted.push(...r.events.map((x, i) => ({ position: x.position, eventId: x.id, streamId: r.streamId, eventType: appends[k]!.events[i]!.type })));
         });
-        if (!r.alreadyStored) emitted.push(...r.events.map((x, i) => ({ position: x.position, eventId: x.id, streamId, eventType: evs[i]!.type })));
       }
       await flushPlatformStats(tx, stats);
+      if (notifications.length) {
+        notifications.sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : a.kind < b.kind ? -1 : 1));
+        await tx.query(sql.unsafe`
+          INSERT INTO user_notifications (user_id, kind, event_id, title, body)
+          SELECT * FROM ${sql.unnest(notifications.map((n) => [n.userId, n.kind, n.eventId, n.title, JSON.stringify(n.body)]), ['text', 'text', 'uuid', 'text', 'jsonb'])}
+          ON CONFLICT (kind, event_id) DO NOTHING`);
+      }
+      if (redisBatch.length) {
+        // Before commit: if Redis fails the batch is retried, and the cache writes are idempotent.
+        const results = (await redisBatch.exec()) ?? [];
+        const failed = results.find(([err]) => err);
+        if (failed) throw failed[0];
+      }
       if (retryOf !== undefined) {
         await tx.query(sql.unsafe`
           UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'retried successfully')

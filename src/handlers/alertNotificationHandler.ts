@@ -19,10 +19,7 @@ export const AlertNotificationHandler: EventHandler = {
   async handle(e, ctx) {
     if (e.type !== 'AlertTriggered') return;
     const p = e.payload;
-    await ctx.tx.query(sql.unsafe`
-      INSERT INTO user_notifications (user_id, kind, event_id, title, body)
-      VALUES (${p.userId}, 'alert', ${e.id}, ${`Tickets for ${p.eventName} on ${p.platform}`}, ${sql.jsonb({ ticketId: p.ticketId, price: p.price, reason: p.reason })})
-      ON CONFLICT (kind, event_id) DO NOTHING`);
+    ctx.notify({ userId: p.userId, kind: 'alert', eventId: e.id, title: `Tickets for ${p.eventName} on ${p.platform}`, body: { ticketId: p.ticketId, price: p.price, reason: p.reason } });
     ctx.countForPlatform(p.platform, e.occurredAt, { alerts_triggered: 1 });
     const { webhookUrl, webhookSecret, webhookTimeoutMs } = ctx.settings;
     if (!webhookUrl) return;

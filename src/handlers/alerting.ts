@@ -23,10 +23,12 @@ export interface AlertCandidate {
 
 /** Checks the active monitors for this fixture and emits one AlertTriggered per matching monitor. */
 export async function emitAlerts(handlerName: string, source: HandledEvent, c: AlertCandidate, ctx: HandlerContext): Promise<number> {
-  const monitors = await ctx.tx.any(sql.type(z.object({ doc: MonitorRow }))`
-    SELECT doc FROM monitoring_read_models
-    WHERE kind = 'monitor' AND doc->>'eventName' = ${c.eventName} AND doc->>'status' = 'active'
-    ORDER BY id`);
+  const monitors = await ctx.memo(`monitors:${c.eventName}`, () =>
+    ctx.tx.any(sql.type(z.object({ doc: MonitorRow }))`
+      SELECT doc FROM monitoring_read_models
+      WHERE kind = 'monitor' AND doc->>'eventName' = ${c.eventName} AND doc->>'status' = 'active'
+      ORDER BY id`),
+  );
   let emitted = 0;
   for (const { doc: m } of monitors) {
     if (!m.platforms.includes(c.platform)) continue;

@@ -11,7 +11,7 @@ export const PriceChangeHandler: EventHandler = {
   async handle(e, ctx) {
     if (e.type !== 'TicketPriceChanged') return;
     const p = e.payload;
-    await cacheTicketFields(ctx.redis, ctx.settings.cachePrefix, p.ticketId, e.version, ctx.settings.cacheTtlSeconds, {
+    cacheTicketFields(ctx.redisBatch, ctx.settings.cachePrefix, p.ticketId, e.version, ctx.settings.cacheTtlSeconds, {
       priceMinor: p.newPrice.amountMinor,
       currency: p.newPrice.currency,
     });
@@ -19,9 +19,16 @@ export const PriceChangeHandler: EventHandler = {
     ctx.countForPlatform(p.platform, e.occurredAt, { price_changes: 1, price_drops: drop ? 1 : 0 });
     if (!drop) return;
     // The fixture and quantity live on the ticket's discovery event: read them from the store, the source of truth.
-    const ticket = await ctx.tx.maybeOne(sql.type(z.object({ eventName: z.string(), quantity: z.number() }))`
-      SELECT payload->>'eventName' AS "eventName", (payload->>'quantity')::int AS quantity
-      FROM event_store WHERE stream_id = ${e.streamId} AND event_type = 'TicketDiscovered' ORDER BY version LIMIT 1`);
+    // One query for the whole batch (only when some price dropped).
+    const discovered = await ctx.memo('discovered', async () => {
+      const streams = [...new Set(ctx.batch.map((x) => x.streamId))];
+      const rows = await ctx.tx.any(sql.type(z.object({ stream_id: z.string(), eventName: z.string(), quantity: z.number() }))`
+        SELECT DISTINCT ON (stream_id) stream_id, payload->>'eventName' AS "eventName", (payload->>'quantity')::int AS quantity
+        FROM event_store WHERE stream_id = ANY(${sql.array(streams, 'text')}) AND event_type = 'TicketDiscovered'
+        ORDER BY stream_id, version`);
+      return new Map(rows.map((r) => [r.stream_id, r]));
+    });
+    const ticket = discovered.get(e.streamId);
     if (!ticket || ticket.quantity <= 0) return;
     await emitAlerts(this.name, e, { ticketId: p.ticketId, platform: p.platform, eventName: ticket.eventName, price: p.newPrice, quantity: ticket.quantity, reason: 'price_drop' }, ctx);
   },

@@ -7,11 +7,18 @@ export const PurchaseNotificationHandler: EventHandler = {
   name: 'PurchaseNotificationHandler',
   handledTypes: ['PurchaseInitiated', 'PurchaseCompleted', 'PurchaseFailed', 'PaymentProcessed'],
   async handle(e, ctx) {
-    let userId: string | null;
+    let userId: string | null | undefined;
     if (e.type === 'PurchaseInitiated') userId = e.payload.userId;
     else {
-      userId = await ctx.tx.maybeOneFirst(sql.type(z.object({ user_id: z.string() }))`
-        SELECT payload->>'userId' AS user_id FROM event_store WHERE stream_id = ${e.streamId} AND event_type = 'PurchaseInitiated' ORDER BY version LIMIT 1`);
+      // One query for the whole batch: the buyer of every purchase stream in it.
+      const buyers = await ctx.memo('buyers', async () => {
+        const streams = [...new Set(ctx.batch.map((x) => x.streamId))];
+        const rows = await ctx.tx.any(sql.type(z.object({ stream_id: z.string(), user_id: z.string() }))`
+          SELECT stream_id, payload->>'userId' AS user_id FROM event_store
+          WHERE stream_id = ANY(${sql.array(streams, 'text')}) AND event_type = 'PurchaseInitiated'`);
+        return new Map(rows.map((r) => [r.stream_id, r.user_id]));
+      });
+      userId = buyers.get(e.streamId);
     }
     if (!userId) {
       ctx.logger.warn({ eventId: e.id, stream: e.streamId }, 'purchase event without a PurchaseInitiated: notifying operators');
@@ -31,8 +38,6 @@ export const PurchaseNotificationHandler: EventHandler = {
           return ['other', e.type, {}];
       }
     })();
-    await ctx.tx.query(sql.unsafe`
-      INSERT INTO user_notifications (user_id, kind, event_id, title, body) VALUES (${userId}, ${kind}, ${e.id}, ${title}, ${sql.jsonb(body as never)})
-      ON CONFLICT (kind, event_id) DO NOTHING`);
+    ctx.notify({ userId, kind, eventId: e.id, title, body });
   },
 };

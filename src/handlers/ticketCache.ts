@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
 
 // Sets each field only if the stored field is older than this stream version: handler jobs may run
 // out of order, and a late old event must not overwrite a newer price in the cache.
@@ -21,8 +21,9 @@ export function ticketCacheKey(prefix: string, ticketId: string): string {
   return `${prefix}ticket:${ticketId}`;
 }
 
-export async function cacheTicketFields(redis: Redis, prefix: string, ticketId: string, version: number, ttlSeconds: number, fields: Record<string, string | number>): Promise<number> {
+/** Queues the guarded write on a pipeline; the handler runner sends the whole batch in one round trip. */
+export function cacheTicketFields(redis: ChainableCommander, prefix: string, ticketId: string, version: number, ttlSeconds: number, fields: Record<string, string | number>): void {
   const args: (string | number)[] = [version, ttlSeconds];
   for (const [k, v] of Object.entries(fields)) args.push(k, v);
-  return (await redis.eval(SCRIPT, 1, ticketCacheKey(prefix, ticketId), ...args)) as number;
+  redis.eval(SCRIPT, 1, ticketCacheKey(prefix, ticketId), ...args);
 }

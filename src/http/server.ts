@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Container } from '../app/container.js';
 import { ConfigError } from '../config.js';
 import { createReplayService, type ReplayApi } from '../replay/ReplayService.js';
@@ -54,8 +54,9 @@ export async function buildServer(c: Container, options: ServerOptions = {}): Pr
     loggerInstance: c.logger.child({ component: 'http' }) as unknown as FastifyBaseLogger,
     bodyLimit: c.config.HTTP_BODY_LIMIT_BYTES,
     // Long enough that an over-long stream id reaches validation and gets a 400 naming the field, not a 404.
-    maxParamLength: 12_000,
-    disableRequestLogging: true,
+    routerOptions: { maxParamLength: 12_000 },
+    // Fastify's own per-request lines include the raw URL; ours (onResponse below) log the route pattern only.
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
   });
   // Only JSON bodies: a text/plain POST gets 415 instead of being read as a JSON string.

@@ -1,0 +1,150 @@
+// npm run events:monitor -- [--stats] [--failures] [--projections] [--watch] [--json]
+//                           [--retry ID] [--resolve ID --note TEXT]
+import { Command } from 'commander';
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { CliError, parseNonNegativeInt, runCli, table } from '../src/cli/runCli.js';
+import { FailureNotFoundError, FailureStateError } from '../src/eventBus/FailureStore.js';
+import { overview } from '../src/http/queries/overview.js';
+import { statistics } from '../src/http/queries/statistics.js';
+import { projectionStatuses } from '../src/projections/status.js';
+
+const program = new Command('events:monitor')
+  .description('Overview of the event platform; --stats, --failures, --projections for details; --watch to follow live.')
+  .option('--stats', 'rates per minute/hour, top event types, per-platform counts')
+  .option('--failures', 'open processing failures')
+  .option('--projections', 'projection status, checkpoints, lag, rows, last rebuild')
+  .option('--watch', 'live tail of new events and processing, refreshed in place (Ctrl-C to exit)')
+  .option('--json', 'machine-readable output')
+  .option('--retry <id>', 're-run a recorded failure with a fresh job', parseNonNegativeInt('retry'))
+  .option('--resolve <id>', 'mark a failure resolved without running it (needs --note)', parseNonNegativeInt('resolve'))
+  .option('--note <text>', 'why the failure is resolved')
+  .exitOverride((err) => {
+    throw new CliError(err.message, err.exitCode === 0 ? 0 : 2);
+  })
+  .configureOutput({ writeErr: () => {} });
+
+type Opts = { stats?: boolean; failures?: boolean; projections?: boolean; watch?: boolean; json?: boolean; retry?: number; resolve?: number; note?: string };
+
+const SizeRow = z.object({ bytes: z.number(), streams: z.number() });
+
+await runCli(async (c) => {
+  try {
+    program.parse();
+  } catch (e) {
+    if (e instanceof CliError && e.exitCode === 0) {
+      console.log(program.helpInformation());
+      return 0;
+    }
+    throw e;
+  }
+  const o = program.opts<Opts>();
+  const out = (title: string, data: unknown, render: () => string) => (o.json ? console.log(JSON.stringify({ [title]: data })) : console.log(`\n${title}\n${render()}`));
+
+  try {
+    if (o.retry !== undefined) {
+      const { jobId } = await c.failures.retry(o.retry);
+      console.log(o.json ? JSON.stringify({ retried: o.retry, jobId }) : `Failure ${o.retry} re-enqueued as job ${jobId}; it is marked resolved when the job succeeds.`);
+      return 0;
+    }
+    if (o.resolve !== undefined) {
+      if (!o.note?.trim()) throw new CliError('--resolve needs --note "why this failure needs no processing"');
+      const f = await c.failures.resolve(o.resolve, o.note.trim());
+      console.log(o.json ? JSON.stringify({ resolved: f.id }) : `Failure ${f.id} resolved: ${f.resolution_note}`);
+      return 0;
+    }
+  } catch (e) {
+    if (e instanceof FailureNotFoundError || e instanceof FailureStateError) throw new CliError(e.message);
+    throw e;
+  }
+
+  if (o.watch) return watch(c);
+
+  const ov = await overview(c.pool, c.queues);
+  const size = await c.pool.one(sql.type(SizeRow)`SELECT pg_total_relation_size('event_store') AS bytes, (SELECT count(*) FROM event_streams) AS streams`);
+  const summary = {
+    total_events: ov.total_events,
+    events_today: ov.events_today,
+    streams: size.streams,
+    store_size_mb: Math.round((size.bytes / 2 ** 20) * 10) / 10,
+    outbox_backlog: ov.outbox.backlog,
+    open_failures: ov.failed_processing,
+    active_projections: ov.active_projections,
+  };
+  out('overview', { ...summary, event_types: ov.event_types, queues: ov.queues }, () =>
+    [
+      table([summary]),
+      '',
+      table(ov.event_types.map((t) => ({ 'event type': t.type, count: t.count }))),
+      '',
+      table(Object.entries(ov.queues ?? {}).map(([q, d]) => ({ queue: q, ...d }))),
+    ].join('\n'),
+  );
+
+  if (o.stats) {
+    const since = new Date(Date.now() - 24 * 3600 * 1000);
+    const s = await statistics(c.pool, since);
+    out('statistics (last 24 h)', s, () =>
+      [
+        `events/min (last 5 min): ${Math.round(s.rates.eventsPerSecondLast5m * 60)}   events/hour (24 h average): ${Math.round(s.rates.eventsPerSecond * 3600)}   handled/min: ${Math.round(s.rates.handledPerSecondLast5m * 60)}`,
+        `processing lag p50 ${s.processing.p50Seconds ?? '-'} s, p99 ${s.processing.p99Seconds ?? '-'} s`,
+        '',
+        table(s.byType.slice(0, 10).map((t) => ({ 'top event types': t.type, count: t.count }))),
+        '',
+        table(s.byPlatform.map((p) => ({ platform: p.platform, events: p.count }))),
+      ].join('\n'),
+    );
+  }
+  if (o.failures) {
+    const list = await c.failures.list({ status: 'open', limit: 100 });
+    const retrying = await c.failures.list({ status: 'retrying', limit: 100 });
+    const rows = [...list, ...retrying].map((f) => ({ id: f.id, consumer: f.consumer, event: `${f.event_type} ${f.event_id}`, stream: f.stream_id, attempts: f.attempts, status: f.status, 'last error': f.error_message.split('\n')[0], 'last failed': f.last_failed_at }));
+    out('failures', [...list, ...retrying], () => `${table(rows)}\n\nRetry: npm run events:monitor -- --retry ID    Resolve: npm run events:monitor -- --resolve ID --note "why"`);
+  }
+  if (o.projections) {
+    const ps = await projectionStatuses(c.pool, c.projections);
+    out('projections', ps, () =>
+      table(
+        ps.map((p) => ({
+          projection: p.name,
+          version: p.version,
+          status: p.status,
+          generation: p.generation,
+          checkpoint: p.checkpointPosition,
+          'lag events': p.lagEvents,
+          'lag s': Math.round(p.lagSeconds * 10) / 10,
+          rows: p.rows,
+          parked: p.parkedStreams,
+          'last updated': p.lastUpdatedAt,
+          'last rebuild s': p.lastRebuild?.durationMs ? (p.lastRebuild.durationMs / 1000).toFixed(1) : '',
+        })),
+      ),
+    );
+  }
+  return 0;
+});
+
+/** Live tail: new events as they are stored plus a processing summary line, until Ctrl-C. */
+async function watch(c: Parameters<Parameters<typeof runCli>[0]>[0]): Promise<number> {
+  const o = program.opts<Opts>();
+  let last = await c.pool.oneFirst(sql.type(z.object({ p: z.number() }))`SELECT coalesce(max(global_position), 0) AS p FROM event_store`);
+  let stop = false;
+  process.once('SIGINT', () => (stop = true));
+  process.once('SIGTERM', () => (stop = true));
+  const tty = process.stdout.isTTY && !o.json;
+  while (!stop) {
+    const rows = await c.pool.any(sql.type(z.object({ global_position: z.number(), event_type: z.string(), stream_id: z.string(), recorded_at: z.string() }))`
+      SELECT global_position, event_type, stream_id, recorded_at FROM event_store WHERE global_position > ${last} ORDER BY global_position LIMIT 200`);
+    for (const r of rows) console.log(o.json ? JSON.stringify(r) : `${r.recorded_at}  #${r.global_position}  ${r.event_type.padEnd(26)} ${r.stream_id}`);
+    if (rows.length) last = rows[rows.length - 1]!.global_position;
+    const ov = await overview(c.pool, c.queues);
+    const waiting = Object.values(ov.queues ?? {}).reduce((n, d) => n + (d.waiting ?? 0) + (d.active ?? 0) + (d.delayed ?? 0), 0);
+    const line = `events ${ov.total_events.toLocaleString('en-US')} · jobs pending ${waiting} · outbox ${ov.outbox.backlog} · open failures ${ov.failed_processing}`;
+    if (tty) process.stdout.write(`\x1b[2K\r${line}`);
+    else if (o.json) console.log(JSON.stringify({ status: line }));
+    await new Promise((r) => setTimeout(r, 1000));
+    if (tty && !stop) process.stdout.write('\x1b[2K\r');
+  }
+  if (tty) process.stdout.write('\n');
+  return 0;
+}

@@ -1,14 +1,10 @@
 // `npm start`: the whole platform in one process for development (web + workers + relay + replay + demo).
 import { randomBytes } from 'node:crypto';
 import { checkPostgres, checkRedis, PreflightError } from '../src/app/preflight.js';
-import { onShutdownSignal } from '../src/app/process.js';
 import { ConfigError, loadConfig, redactUrl, type Config } from '../src/config.js';
-import { runMigrations } from '../src/db/migrate.js';
-import { startAllInOne } from '../src/demo/allInOne.js';
-import { formatBanner } from '../src/demo/banner.js';
 import { ensureDatabase } from '../src/demo/ensureDatabase.js';
-import { formatStatusLine, readDemoStatus, type DemoStatus } from '../src/demo/status.js';
-import { createLogger, type Logger } from '../src/logger.js';
+import type { DemoStatus } from '../src/demo/status.js';
+import type { Logger } from '../src/logger.js';
 
 const EXIT_CONFIG = 2;
 const EXIT_UNREACHABLE = 3;
@@ -30,8 +26,6 @@ if (!config.API_TOKEN && config.NODE_ENV !== 'production') {
   config = { ...config, API_TOKEN: generatedToken };
 }
 
-const logger = await startLogger(config);
-
 // Each check has a short timeout so an unreachable service is reported well within 10 s.
 let databaseCreated = false;
 try {
@@ -43,6 +37,18 @@ try {
   console.error(`\n${error.message}\n`);
   process.exit(EXIT_UNREACHABLE);
 }
+
+// Loaded only now: the whole application takes a while to import, and a missing service should be
+// reported at once.
+const [{ onShutdownSignal }, { runMigrations }, { startAllInOne }, { formatBanner }, { formatStatusLine, readDemoStatus }, { createLogger }] = await Promise.all([
+  import('../src/app/process.js'),
+  import('../src/db/migrate.js'),
+  import('../src/demo/allInOne.js'),
+  import('../src/demo/banner.js'),
+  import('../src/demo/status.js'),
+  import('../src/logger.js'),
+]);
+const logger = await startLogger(config);
 
 let migrationsApplied: number;
 try {

@@ -58,7 +58,11 @@ try {
   process.exit(1);
 }
 
-const app = await startAllInOne(config, logger);
+const app = await startAllInOne(config, logger).catch((error: NodeJS.ErrnoException) => {
+  if (error.code !== 'EADDRINUSE') throw error;
+  console.error(`\nPort ${config.PORT} on ${config.HOST} is already in use (another npm start?). Stop that process or choose another port, e.g. PORT=3001 npm start.\n`);
+  process.exit(1);
+});
 console.log(
   formatBanner({ config, apiUrl: app.web?.url ?? null, generatedToken, databaseCreated, migrationsApplied, replay: app.replay, demo: app.demo !== null }),
 );

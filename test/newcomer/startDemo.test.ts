@@ -79,6 +79,10 @@ describe('npm start on real Postgres and Redis', () => {
       expect(token).toBeDefined();
       expect((await fetch(`${api}/health`)).status).toBe(200);
       expect((await fetch(`${api}/api/events/overview`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+      // bull-board with the credentials the banner gives (user admin, the token as password).
+      const basic = `Basic ${Buffer.from(`admin:${token}`).toString('base64')}`;
+      expect((await fetch(`${api}/admin/queues`, { headers: { authorization: basic } })).status).toBe(200);
+      expect((await fetch(`${api}/admin/queues`)).status).toBe(401);
     } else {
       expect(out).toContain('API          not available yet');
     }

@@ -78,8 +78,16 @@ export class ReplayEngine {
       await options.onProgress?.({ phase, projection: p.name, done: processed, total, eventsPerSecond: Math.round(rate), etaSeconds: rate > 0 ? Math.max(0, (total - processed) / rate) : null });
     };
     await report('replaying');
+    // Planner statistics: a store loaded in bulk, or a shadow table that grows from empty, otherwise
+    // gets bitmap or sequential scans per chunk (measured: 90 ms instead of 1.3 ms for the cursor read).
+    await this.pool.query(sql.unsafe`ANALYZE event_store`);
+    let chunks = 0;
 
     for (;;) {
+      if (++chunks % 20 === 2) {
+        await this.pool.query(sql.unsafe`ANALYZE ${sql.identifier([table])}`);
+        await this.pool.query(sql.unsafe`ANALYZE projection_checkpoints`);
+      }
       if (options.signal?.aborted) throw new Error('replay aborted');
       const rows = await this.pool.any(sql.type(CursorRow)`
         SELECT transaction_id::text AS tx, global_position AS pos, stream_id FROM event_store

@@ -59,6 +59,11 @@ try {
 }
 
 const app = await startAllInOne(config, logger).catch((error: NodeJS.ErrnoException) => {
+  // The web server refuses some settings itself (e.g. production without API_TOKEN).
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exit(EXIT_CONFIG);
+  }
   if (error.code !== 'EADDRINUSE') throw error;
   console.error(`\nPort ${config.PORT} on ${config.HOST} is already in use (another npm start?). Stop that process or choose another port, e.g. PORT=3001 npm start.\n`);
   process.exit(1);

@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { ADMIN_URL } from '../support/db.js';
+import { ADMIN_URL, createTestDb, testPrefix } from '../support/db.js';
 import { spawnTs, stopAll, type Spawned } from '../support/processes.js';
 
 const started: Spawned[] = [];
@@ -55,5 +55,17 @@ describe('npm start when a service is unreachable', () => {
     expect(r.code).toBe(2);
     expect(r.out).toContain('DEMO_RATE');
     expect(r.out).not.toMatch(STACK_LINE);
+  });
+
+  it('refuses production without API_TOKEN: exit code 2, the reason, no stack trace', async () => {
+    const db = await createTestDb('start_prod');
+    try {
+      const r = await start({ NODE_ENV: 'production', DATABASE_URL: db.url, QUEUE_PREFIX: testPrefix('prod'), PORT: '0', DEMO: 'off' });
+      expect(r.code).toBe(2);
+      expect(r.out).toContain('API_TOKEN');
+      expect(r.out).not.toMatch(STACK_LINE);
+    } finally {
+      await db.drop();
+    }
   });
 });

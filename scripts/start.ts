@@ -22,7 +22,8 @@ try {
 // A dev run should still exercise auth: without a configured token, make one up for this run only.
 let generatedToken: string | null = null;
 if (!config.API_TOKEN && config.NODE_ENV !== 'production') {
-  generatedToken = randomBytes(24).toString('base64url');
+  // Hex: no character a shell or a header could trip over.
+  generatedToken = randomBytes(24).toString('hex');
   config = { ...config, API_TOKEN: generatedToken };
 }
 

@@ -65,6 +65,7 @@ async function naive(url: string, prefix: string): Promise<number> {
     { connection: redisConn(), prefix, concurrency: 8 },
   );
   const gen = createEventGenerator({ seed: 5, streams: N / 10, runId: 'naive' });
+  await pool.query('ANALYZE');
   const t0 = performance.now();
   for (let i = 0; i < N; i += 500) {
     const batch = gen.batch(500).map((e) => ({ id: randomUUID(), stream: JSON.stringify(e.payload).slice(0, 40), payload: e.payload }));
@@ -99,15 +100,17 @@ async function drained(c: Container): Promise<boolean> {
 
 async function ours(workers: number, consumers?: string): Promise<{ rate: number; p50?: number; p99?: number }> {
   const db = await freshDatabase(`e2e${workers}`);
-  const env: Record<string, string> = { DATABASE_URL: db.url, QUEUE_PREFIX: `{bench-${randomBytes(3).toString('hex')}}`, WORKER_CONCURRENCY: '4', DATABASE_POOL_SIZE: '8' };
+  const env: Record<string, string> = { DATABASE_URL: db.url, QUEUE_PREFIX: `{bench-${randomBytes(3).toString('hex')}}`, WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY ?? '4', DATABASE_POOL_SIZE: '8', JOB_BATCH_SIZE: process.env.JOB_BATCH_SIZE ?? '500' };
   if (consumers) env.CONSUMERS = consumers;
   const config = loadConfig({ ...process.env, ...env, LOG_LEVEL: 'error' });
   const c = await createContainer(config, createLogger('error'));
   const ws = startWorkers(workers, env);
   // Warm up: wait until the workers take and finish a first batch.
   const gen = createEventGenerator({ seed: 9, streams: N / 10, runId: 'e2e' });
-  await c.bus.dispatchMany(gen.batch(200));
+  for (let i = 0; i < 4; i++) await c.bus.dispatchMany(gen.batch(500));
   while (!(await drained(c))) await sleep(100);
+  // Steady-state planner statistics, as autovacuum would have them on a running system.
+  await c.appendPool.query('ANALYZE');
   const t0 = performance.now();
   for (let i = 0; i < N; i += 500) await c.bus.dispatchMany(gen.batch(500));
   while (!(await drained(c))) await sleep(20);

@@ -51,7 +51,7 @@ export const ConfigSchema = z.object({
   JOB_BACKOFF_MS: int(1000, 1, 3_600_000),
   RELAY_BATCH_SIZE: int(500, 1, 10_000),
   RELAY_POLL_MS: int(1000, 10, 60_000),
-  JOB_BATCH_SIZE: int(100, 1, 1000),
+  JOB_BATCH_SIZE: int(500, 1, 1000),
   SHUTDOWN_GRACE_MS: int(25_000, 0, 600_000),
   // How long a worker may hold a job without renewing its lock before another worker takes it over.
   JOB_LOCK_MS: int(30_000, 1000, 600_000),

@@ -1,0 +1,9 @@
+import { runAppendBench } from './append.js';
+import { runE2eBench } from './e2e.js';
+import { runReplayBench } from './replay.js';
+import { printTable } from './support.js';
+
+// One table of every figure, each beside the baseline measured in this same run.
+const rows = [...(await runAppendBench()), ...(await runReplayBench()), ...(await runE2eBench())];
+printTable('npm run bench', rows);
+process.exit(0);

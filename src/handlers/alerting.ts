@@ -21,14 +21,23 @@ export interface AlertCandidate {
   reason: 'ticket_discovered' | 'price_drop';
 }
 
-/** Checks the active monitors for this fixture and emits one AlertTriggered per matching monitor. */
-export async function emitAlerts(handlerName: string, source: HandledEvent, c: AlertCandidate, ctx: HandlerContext): Promise<number> {
-  const monitors = await ctx.memo(`monitors:${c.eventName}`, () =>
-    ctx.tx.any(sql.type(z.object({ doc: MonitorRow }))`
+/**
+ * Checks the active monitors for this fixture and emits one AlertTriggered per matching monitor.
+ * `batchFixtures` names every fixture the batch may ask about, so the monitors of all of them are
+ * loaded with one query per batch instead of one per fixture.
+ */
+export async function emitAlerts(handlerName: string, source: HandledEvent, c: AlertCandidate, ctx: HandlerContext, batchFixtures: () => string[]): Promise<number> {
+  const byFixture = await ctx.memo('monitors', async () => {
+    const names = [...new Set([c.eventName, ...batchFixtures()])];
+    const rows = await ctx.tx.any(sql.type(z.object({ doc: MonitorRow.extend({ eventName: z.string() }) }))`
       SELECT doc FROM monitoring_read_models
-      WHERE kind = 'monitor' AND doc->>'eventName' = ${c.eventName} AND doc->>'status' = 'active'
-      ORDER BY id`),
-  );
+      WHERE kind = 'monitor' AND doc->>'eventName' = ANY(${sql.array(names, 'text')}) AND doc->>'status' = 'active'
+      ORDER BY id`);
+    const map = new Map<string, z.infer<typeof MonitorRow>[]>();
+    for (const { doc } of rows) map.set(doc.eventName, [...(map.get(doc.eventName) ?? []), doc]);
+    return map;
+  });
+  const monitors = (byFixture.get(c.eventName) ?? []).map((doc) => ({ doc }));
   let emitted = 0;
   for (const { doc: m } of monitors) {
     if (!m.platforms.includes(c.platform)) continue;

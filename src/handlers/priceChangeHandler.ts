@@ -30,6 +30,8 @@ export const PriceChangeHandler: EventHandler = {
     });
     const ticket = discovered.get(e.streamId);
     if (!ticket || ticket.quantity <= 0) return;
-    await emitAlerts(this.name, e, { ticketId: p.ticketId, platform: p.platform, eventName: ticket.eventName, price: p.newPrice, quantity: ticket.quantity, reason: 'price_drop' }, ctx);
+    await emitAlerts(this.name, e, { ticketId: p.ticketId, platform: p.platform, eventName: ticket.eventName, price: p.newPrice, quantity: ticket.quantity, reason: 'price_drop' }, ctx, () =>
+      [...discovered.values()].map((t) => t.eventName),
+    );
   },
 };

@@ -21,7 +21,9 @@ export const TicketDiscoveredHandler: EventHandler = {
     });
     ctx.countForPlatform(p.platform, e.occurredAt, { tickets_discovered: 1 });
     if (p.quantity > 0) {
-      await emitAlerts(this.name, e, { ticketId: p.ticketId, platform: p.platform, eventName: p.eventName, price: p.price, quantity: p.quantity, reason: 'ticket_discovered' }, ctx);
+      await emitAlerts(this.name, e, { ticketId: p.ticketId, platform: p.platform, eventName: p.eventName, price: p.price, quantity: p.quantity, reason: 'ticket_discovered' }, ctx, () =>
+        ctx.batch.flatMap((x) => (x.type === 'TicketDiscovered' ? [x.payload.eventName] : [])),
+      );
     }
   },
 };

@@ -29,12 +29,16 @@ export async function checkPostgres(url: string, timeoutMs = 4000): Promise<void
 
 export async function checkRedis(url: string, timeoutMs = 4000): Promise<void> {
   const redis = new Redis({ ...redisOptionsFromUrl(url), lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-  redis.on('error', () => {});
+  // The first socket error (e.g. ECONNREFUSED) says more than the "Connection is closed" that follows it.
+  let first: Error | null = null;
+  redis.on('error', (e: Error) => {
+    first ??= e;
+  });
   try {
     await redis.connect();
     await redis.ping();
   } catch (error) {
-    const reason = (error as Error).message || String(error);
+    const reason = (first as Error | null)?.message || (error as Error).message || String(error);
     throw new PreflightError(
       [
         `Cannot reach Redis at ${redactUrl(url)} (${reason}).`,

@@ -4,8 +4,9 @@ import type { StoredEvent } from '../eventStore/types.js';
 /** A stored event whose type and payload have been narrowed to the domain union. */
 export type ProjectedEvent = Omit<StoredEvent, 'type' | 'payload'> & DomainEvent;
 
+/** The read-model tables of the built-in projections (a new projection brings its own, via a migration). */
 export const READ_MODEL_TABLES = ['ticket_read_models', 'purchase_read_models', 'monitoring_read_models'] as const;
-export type ReadModelTable = (typeof READ_MODEL_TABLES)[number];
+export type ReadModelTable = string;
 
 /** Copy-on-write access to the read-model documents an event touches. Call `set` for every change. */
 export interface DocAccess<D> {
@@ -33,6 +34,9 @@ export interface Projection<D = unknown> {
 }
 
 export function defineProjection<D>(p: Omit<Projection<D>, 'handles'>): Projection<D> {
+  // The table needs (id text primary key, doc jsonb, last_position bigint, updated_at timestamptz); a
+  // rebuild also creates `<table>__rebuild` next to it, so keep the name short and plain.
+  if (!/^[a-z_][a-z0-9_]{0,50}$/.test(p.table)) throw new Error(`${p.name}: table name ${JSON.stringify(p.table)} must be a plain lower-case identifier of at most 51 characters`);
   const types = new Set<string>(p.handledTypes);
   return { ...p, handles: (type: string) => types.has(type) };
 }

@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { sql } from 'slonik';
 import { z } from 'zod';
-import { CliError, parseNonNegativeInt, runCli, table } from '../src/cli/runCli.js';
+import { CliError, parseArgs, parseNonNegativeInt, runCli, table } from '../src/cli/runCli.js';
 import { FailureNotFoundError, FailureStateError } from '../src/eventBus/FailureStore.js';
 import { overview } from '../src/http/queries/overview.js';
 import { statistics } from '../src/http/queries/statistics.js';
@@ -18,26 +18,14 @@ const program = new Command('events:monitor')
   .option('--json', 'machine-readable output')
   .option('--retry <id>', 're-run a recorded failure with a fresh job', parseNonNegativeInt('retry'))
   .option('--resolve <id>', 'mark a failure resolved without running it (needs --note)', parseNonNegativeInt('resolve'))
-  .option('--note <text>', 'why the failure is resolved')
-  .exitOverride((err) => {
-    throw new CliError(err.message, err.exitCode === 0 ? 0 : 2);
-  })
-  .configureOutput({ writeErr: () => {} });
+  .option('--note <text>', 'why the failure is resolved');
 
 type Opts = { stats?: boolean; failures?: boolean; projections?: boolean; watch?: boolean; json?: boolean; retry?: number; resolve?: number; note?: string };
 
 const SizeRow = z.object({ bytes: z.number(), streams: z.number() });
 
 await runCli(async (c) => {
-  try {
-    program.parse();
-  } catch (e) {
-    if (e instanceof CliError && e.exitCode === 0) {
-      console.log(program.helpInformation());
-      return 0;
-    }
-    throw e;
-  }
+  if (!parseArgs(program)) return 0;
   const o = program.opts<Opts>();
   const out = (title: string, data: unknown, render: () => string) => (o.json ? console.log(JSON.stringify({ [title]: data })) : console.log(`\n${title}\n${render()}`));
 

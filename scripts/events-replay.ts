@@ -1,7 +1,7 @@
 // npm run events:replay -- [--projection=NAME] [--from=POSITION] [--chunk=N] [--dry-run] [--wait]
 import { SingleBar, Presets } from 'cli-progress';
 import { Command } from 'commander';
-import { CliError, parseNonNegativeInt, runCli, table } from '../src/cli/runCli.js';
+import { CliError, parseArgs, parseNonNegativeInt, runCli, table } from '../src/cli/runCli.js';
 import { createReplayService, ReplayInProgressError, UnknownProjectionError, type ReplayProgress } from '../src/replay/ReplayService.js';
 import { startReplayWorker } from '../src/replay/replayWorker.js';
 
@@ -18,24 +18,12 @@ const program = new Command('events:replay')
   .option('--chunk <n>', 'events per chunk (one transaction each)', parseNonNegativeInt('chunk'))
   .option('--dry-run', 'show what would be rebuilt and an estimate; write nothing')
   .option('--wait', 'show progress until done; exit non-zero if the replay fails')
-  .option('--json', 'machine-readable output')
-  .exitOverride((err) => {
-    throw new CliError(err.message, err.exitCode === 0 ? 0 : 2);
-  })
-  .configureOutput({ writeErr: () => {} });
+  .option('--json', 'machine-readable output');
 
 type Opts = { projection?: string; from?: number; chunk?: number; dryRun?: boolean; wait?: boolean; json?: boolean };
 
 await runCli(async (c) => {
-  try {
-    program.parse();
-  } catch (e) {
-    if (e instanceof CliError && e.exitCode === 0) {
-      console.log(program.helpInformation());
-      return 0;
-    }
-    throw e;
-  }
+  if (!parseArgs(program)) return 0;
   const opts = program.opts<Opts>();
   if (opts.chunk === 0) throw new CliError('--chunk must be at least 1');
   const service = createReplayService({ pool: c.pool, queue: c.queues.replay, projections: c.projections, defaultChunk: c.config.REPLAY_CHUNK_SIZE });

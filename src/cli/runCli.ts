@@ -1,3 +1,4 @@
+import type { Command } from 'commander';
 import { createContainer, type Container } from '../app/container.js';
 import { checkPostgres, checkRedis, PreflightError } from '../app/preflight.js';
 import { ConfigError, loadConfig } from '../config.js';
@@ -50,4 +51,25 @@ export function parseNonNegativeInt(name: string) {
     if (!/^\d+$/.test(v) || !Number.isSafeInteger(Number(v))) throw new CliError(`--${name} must be a non-negative integer (got ${JSON.stringify(v)})`);
     return Number(v);
   };
+}
+
+/**
+ * Makes a commander program report bad arguments as a CliError (exit 2, one line) and parses argv.
+ * Returns false when it only printed --help.
+ */
+export function parseArgs(program: Command): boolean {
+  program.exitOverride((err) => {
+    throw new CliError(err.message, err.exitCode === 0 ? 0 : 2);
+  });
+  program.configureOutput({ writeErr: () => {} });
+  try {
+    program.parse();
+    return true;
+  } catch (e) {
+    if (e instanceof CliError && e.exitCode === 0) {
+      console.log(program.helpInformation());
+      return false;
+    }
+    throw e;
+  }
 }

@@ -7,6 +7,7 @@ import type { DomainEvent } from '../domain/index.js';
 import { ConcurrencyError, IdempotencyConflictError } from './errors.js';
 import { afterCheckpoint, GLOBAL_ORDER, type GlobalOrderOptions } from './globalOrder.js';
 import {
+  rowToEvent,
   START,
   StoredEventRow,
   type AppendResult,
@@ -33,7 +34,7 @@ const APPEND_BATCH_SQL = `SELECT out_stream_id, out_event_id::text, out_version,
 const APPEND_SQL = `SELECT out_event_id::text, out_version, out_position::float8 AS out_position, out_tx
   FROM hdt_append_events($1, $2, $3, $4::uuid[], $5::text[], $6::int2[], $7::jsonb[], $8::jsonb[], $9::timestamptz[])`;
 
-const EVENT_COLUMNS = sql.fragment`id, stream_id, stream_type, version, event_type, schema_version, payload, metadata,
+export const EVENT_COLUMNS = sql.fragment`id, stream_id, stream_type, version, event_type, schema_version, payload, metadata,
   global_position, transaction_id::text AS transaction_id, occurred_at, recorded_at`;
 
 export interface AppendOptions {
@@ -340,22 +341,9 @@ export class PostgresEventStore {
   }
 
   private toEvent(r: z.infer<typeof StoredEventRow>): StoredEvent {
-    const up = this.upcaster(r.event_type, r.schema_version, r.payload);
-    return {
-      id: r.id,
-      streamId: r.stream_id,
-      streamType: r.stream_type,
-      version: r.version,
-      type: r.event_type,
-      schemaVersion: up.schemaVersion,
-      payload: up.payload,
-      metadata: r.metadata as StoredEvent['metadata'],
-      globalPosition: r.global_position,
-      transactionId: r.transaction_id,
-      occurredAt: r.occurred_at,
-      recordedAt: r.recorded_at,
-    };
+    return rowToEvent(r, this.upcaster);
   }
+
 }
 
 export function pgErrorOf(error: unknown): { code?: string; message?: string; constraint?: string } | undefined {

@@ -89,3 +89,22 @@ export const GlobalCheckpointSchema = z.object({
 
 /** Rewrites an older stored payload shape into the current one on read. */
 export type Upcaster = (type: string, schemaVersion: number, payload: unknown) => { schemaVersion: number; payload: unknown };
+
+/** A stored row as the domain sees it, older payload shapes lifted to the current schema version. */
+export function rowToEvent(r: z.infer<typeof StoredEventRow>, upcast: Upcaster): StoredEvent {
+  const up = upcast(r.event_type, r.schema_version, r.payload);
+  return {
+    id: r.id,
+    streamId: r.stream_id,
+    streamType: r.stream_type,
+    version: r.version,
+    type: r.event_type,
+    schemaVersion: up.schemaVersion,
+    payload: up.payload,
+    metadata: r.metadata as StoredEvent['metadata'],
+    globalPosition: r.global_position,
+    transactionId: r.transaction_id,
+    occurredAt: r.occurred_at,
+    recordedAt: r.recorded_at,
+  };
+}

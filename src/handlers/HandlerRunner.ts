@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { eventRegistry } from '../domain/index.js';
 import type { JobPublisher, OutboxEntry } from '../eventBus/JobPublisher.js';
 import type { PostgresEventStore } from '../eventStore/PostgresEventStore.js';
-import { StoredEventRow, type StoredEvent, type Upcaster } from '../eventStore/types.js';
+import { rowToEvent, StoredEventRow, type StoredEvent, type Upcaster } from '../eventStore/types.js';
 import { flushPlatformStats } from './alerting.js';
 import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerSettings, PlatformStatsDelta } from './Handler.js';
 
@@ -44,13 +44,7 @@ export class HandlerRunner {
       SELECT id, stream_id, stream_type, version, event_type, schema_version, payload, metadata,
              global_position, transaction_id::text AS transaction_id, occurred_at, recorded_at
       FROM event_store WHERE id = ANY(${sql.array([...eventIds], 'uuid')}) ORDER BY global_position`);
-    return rows.map((r) => {
-      const up = this.deps.upcast(r.event_type, r.schema_version, r.payload);
-      return {
-        id: r.id, streamId: r.stream_id, streamType: r.stream_type, version: r.version, type: r.event_type, schemaVersion: up.schemaVersion, payload: up.payload,
-        metadata: r.metadata as StoredEvent['metadata'], globalPosition: r.global_position, transactionId: r.transaction_id, occurredAt: r.occurred_at, recordedAt: r.recorded_at,
-      };
-    });
+    return rows.map((r) => rowToEvent(r, this.deps.upcast));
   }
 
   async run(handler: EventHandler, eventIds: readonly string[], options: { retryOf?: number } = {}): Promise<HandlerBatchResult> {

@@ -1,6 +1,8 @@
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { StoredEventRow, type StoredEvent, type Upcaster } from '../eventStore/types.js';
+import { rowToEvent, StoredEventRow, type StoredEvent, type Upcaster } from '../eventStore/types.js';
+
+export { rowToEvent };
 import { DocumentWorkingSet, lockDocuments, writeDocuments } from './documents.js';
 import type { ProjectedEvent, Projection } from './Projection.js';
 
@@ -25,14 +27,6 @@ export function toProjected(e: StoredEvent): ProjectedEvent {
   return e as unknown as ProjectedEvent;
 }
 
-export function rowToEvent(r: z.infer<typeof StoredEventRow>, upcast: Upcaster): StoredEvent {
-  const up = upcast(r.event_type, r.schema_version, r.payload);
-  return {
-    id: r.id, streamId: r.stream_id, streamType: r.stream_type, version: r.version, type: r.event_type, schemaVersion: up.schemaVersion,
-    payload: up.payload, metadata: r.metadata as StoredEvent['metadata'], globalPosition: r.global_position, transactionId: r.transaction_id,
-    occurredAt: r.occurred_at, recordedAt: r.recorded_at,
-  };
-}
 
 /**
  * Live projection processing. A job says "catch up projection P for these streams"; order and

@@ -120,6 +120,7 @@ async function watch(c: Parameters<Parameters<typeof runCli>[0]>[0]): Promise<nu
   process.once('SIGINT', () => (stop = true));
   process.once('SIGTERM', () => (stop = true));
   const tty = process.stdout.isTTY && !o.json;
+  let lastLine = '';
   while (!stop) {
     const rows = await c.pool.any(sql.type(z.object({ global_position: z.number(), event_type: z.string(), stream_id: z.string(), recorded_at: z.string() }))`
       SELECT global_position, event_type, stream_id, recorded_at FROM event_store WHERE global_position > ${last} ORDER BY global_position LIMIT 200`);
@@ -129,7 +130,9 @@ async function watch(c: Parameters<Parameters<typeof runCli>[0]>[0]): Promise<nu
     const waiting = Object.values(ov.queues ?? {}).reduce((n, d) => n + (d.waiting ?? 0) + (d.active ?? 0) + (d.delayed ?? 0), 0);
     const line = `events ${ov.total_events.toLocaleString('en-US')} · jobs pending ${waiting} · outbox ${ov.outbox.backlog} · open failures ${ov.failed_processing}`;
     if (tty) process.stdout.write(`\x1b[2K\r${line}`);
-    else if (o.json) console.log(JSON.stringify({ status: line }));
+    // Piped to a file or another program: a new line only when something changed.
+    else if (line !== lastLine) console.log(o.json ? JSON.stringify({ status: line }) : line);
+    lastLine = line;
     await new Promise((r) => setTimeout(r, 1000));
     if (tty && !stop) process.stdout.write('\x1b[2K\r');
   }

@@ -324,20 +324,29 @@ export class PostgresEventStore {
 
   /**
    * Newest valid snapshot plus the events after it. A snapshot that no longer matches the aggregate's
-   * state schema (the shape evolved) is ignored and the state is folded from the start.
+   * state schema (the shape evolved) is ignored and the state is folded from the start. When
+   * `aggregate.snapshotEvery` or more events had to be folded, a new snapshot is saved for next time.
    */
-  async loadAggregate<S>(streamId: string, aggregate: Aggregate<S>): Promise<{ state: S; version: number; fromSnapshot: number | null }> {
+  async loadAggregate<S>(
+    streamId: string,
+    aggregate: Aggregate<S>,
+    options: { snapshot?: boolean } = {},
+  ): Promise<{ state: S; version: number; fromSnapshot: number | null; snapshotSaved: boolean }> {
     const snap = await this.pool.maybeOne(sql.type(z.object({ version: z.number(), state: z.unknown() }))`
       SELECT version, state FROM event_snapshots WHERE stream_id = ${streamId} ORDER BY version DESC LIMIT 1`);
     const parsed = snap ? aggregate.stateSchema.safeParse(snap.state) : null;
     let state: S = parsed?.success ? (parsed.data as S) : aggregate.initialState();
     let version = parsed?.success ? snap!.version : 0;
     const fromSnapshot = parsed?.success ? version : null;
+    let folded = 0;
     for (const event of await this.readStream(streamId, { fromVersion: version + 1 })) {
       state = aggregate.evolve(state, { type: event.type, payload: event.payload } as DomainEvent);
       version = event.version;
+      folded++;
     }
-    return { state, version, fromSnapshot };
+    const snapshotSaved = options.snapshot !== false && folded >= aggregate.snapshotEvery;
+    if (snapshotSaved) await this.saveSnapshot(streamId, version, state);
+    return { state, version, fromSnapshot, snapshotSaved };
   }
 
   private toEvent(r: z.infer<typeof StoredEventRow>): StoredEvent {

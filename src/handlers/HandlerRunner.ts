@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { eventRegistry } from '../domain/index.js';
+import { FailureStore } from '../eventBus/FailureStore.js';
 import type { JobPublisher, OutboxEntry } from '../eventBus/JobPublisher.js';
 import type { PostgresEventStore } from '../eventStore/PostgresEventStore.js';
 import { rowToEvent, StoredEventRow, type StoredEvent, type Upcaster } from '../eventStore/types.js';
@@ -49,7 +50,11 @@ export class HandlerRunner {
 
   async run(handler: EventHandler, eventIds: readonly string[], options: { retryOf?: number } = {}): Promise<HandlerBatchResult> {
     const events = (await this.loadEvents(eventIds)).filter((e) => (handler.handledTypes as readonly string[]).includes(e.type));
-    if (events.length === 0) return { processed: 0, skipped: eventIds.length, failed: [] };
+    if (events.length === 0) {
+      // Nothing this handler must do (e.g. a retried failure whose event it does not handle): a retry is done.
+      if (options.retryOf !== undefined) await FailureStore.markResolved(this.deps.pool, options.retryOf, 'nothing to process');
+      return { processed: 0, skipped: eventIds.length, failed: [] };
+    }
     try {
       const processed = await this.runInTransaction(handler, events, options.retryOf);
       return { processed, skipped: events.length - processed, failed: [] };

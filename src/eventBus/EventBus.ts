@@ -128,6 +128,7 @@ export class EventBus {
       await this.publisher.publish(entries);
     } catch (error) {
       this.logger.warn({ err: (error as Error).message, events: entries.length }, 'enqueue after append failed; the outbox relay will deliver these events');
+      await this.publisher.wakeRelays().catch(() => {});
     }
   }
 }

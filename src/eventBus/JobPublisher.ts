@@ -64,6 +64,14 @@ export class JobPublisher {
     return handlerJobs.length + projectionJobs.length;
   }
 
+  /**
+   * Wakes every outbox relay (LISTEN on the channel) so rows this process could not enqueue are swept
+   * now by a relay that can, instead of at its next poll.
+   */
+  async wakeRelays(): Promise<void> {
+    await this.pool.query(sql.unsafe`SELECT pg_notify('hdt_outbox', '')`);
+  }
+
   /** Enqueue, then forget the outbox rows. If Redis refuses, the rows stay for the relay. */
   async publish(entries: readonly OutboxEntry[]): Promise<void> {
     if (entries.length === 0) return;

@@ -1,0 +1,73 @@
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Container } from '../../src/app/container.js';
+import { startWorkerHost, type WorkerHost } from '../../src/app/workerHost.js';
+import { createEventGenerator } from '../../src/demo/eventGenerator.js';
+import { OutboxRelay } from '../../src/eventBus/OutboxRelay.js';
+import type { HandlerJobData } from '../../src/eventBus/queues.js';
+import { createLogger } from '../../src/logger.js';
+import { testContainer } from '../support/app.js';
+import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
+
+let db: TestDb;
+let relayHost: Container;
+let host: WorkerHost;
+let producer: Container;
+const n = z.object({ n: z.number() });
+const outbox = () => db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_outbox`);
+
+beforeAll(async () => {
+  db = await createTestDb('relay');
+  const prefix = testPrefix('relay');
+  // The relay polls only once a minute here: anything faster is the NOTIFY wake-up.
+  relayHost = await testContainer({ DATABASE_URL: db.url, QUEUE_PREFIX: prefix, RELAY_POLL_MS: '60000' });
+  host = await startWorkerHost(relayHost, ['relay']);
+  // A producer whose own Redis connection is broken (nothing listens on that port).
+  producer = await testContainer({ DATABASE_URL: db.url, QUEUE_PREFIX: prefix, REDIS_URL: 'redis://127.0.0.1:6398' });
+});
+afterAll(async () => {
+  await host?.close(2000);
+  for (const q of Object.values(relayHost?.queues ?? {})) await q.obliterate({ force: true }).catch(() => {});
+  await producer?.close();
+  await relayHost?.close();
+  await db?.drop();
+});
+
+describe('outbox relay', () => {
+  it('a producer that cannot reach Redis still stores, and its NOTIFY makes a relay deliver at once', async () => {
+    // Let the relay's LISTEN connection come up first.
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = Date.now();
+    const r = await producer.bus.dispatch({ type: 'TicketDiscovered', payload: { ticketId: 'relay-1', platform: 'stubhub', eventName: 'Celtic vs Rangers', venue: 'Celtic Park', eventDate: '2030-01-02T15:00:00Z', quantity: 2, price: { amountMinor: 5000, currency: 'GBP' } } });
+    expect(r.version).toBe(1);
+    await waitFor(async () => (await outbox()) === 0, { timeoutMs: 10_000, intervalMs: 50, what: 'the relay to sweep' });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    const jobs = await relayHost.queues.handlers.getJobs(['waiting']);
+    expect(jobs.some((j) => (j.data as HandlerJobData).eventIds.includes(r.id))).toBe(true);
+  });
+
+  it('several relays sweeping one outbox enqueue every event once', async () => {
+    await host.relay?.stop();
+    const mark = await db.pool.oneFirst(sql.type(n)`SELECT coalesce(max(global_position), 0) AS n FROM event_store`);
+    const gen = createEventGenerator({ seed: 5, streams: 300, runId: 'relays' });
+    for (let i = 0; i < 4; i++) await producer.bus.dispatchMany(gen.batch(500));
+    expect(await outbox()).toBeGreaterThanOrEqual(2000);
+    await relayHost.queues.handlers.obliterate({ force: true });
+    await relayHost.queues.projections.obliterate({ force: true });
+    const relays = [1, 2, 3].map(() => new OutboxRelay(db.url, relayHost.appendPool, relayHost.publisher, createLogger('silent'), { batchSize: 100, pollMs: 60_000, minAgeMs: 0 }));
+    await Promise.all(relays.map((r) => r.sweep(true)));
+    expect(await outbox()).toBe(0);
+    expect(relays.reduce((s, r) => s + r.relayed, 0)).toBeGreaterThanOrEqual(2000);
+    // Per handler, the jobs carry each event id exactly once.
+    const jobs = await relayHost.queues.handlers.getJobs(['waiting'], 0, 10_000);
+    const byHandler = new Map<string, string[]>();
+    for (const j of jobs) {
+      const d = j.data as HandlerJobData;
+      byHandler.set(d.consumer, [...(byHandler.get(d.consumer) ?? []), ...d.eventIds]);
+    }
+    for (const [handler, ids] of byHandler) expect({ handler, dup: ids.length - new Set(ids).size }).toEqual({ handler, dup: 0 });
+    const discovered = await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_store WHERE event_type = 'TicketDiscovered' AND global_position > ${mark}`);
+    expect(byHandler.get('TicketDiscoveredHandler')?.length).toBe(discovered);
+  });
+});

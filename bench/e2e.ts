@@ -100,7 +100,7 @@ async function drained(c: Container): Promise<boolean> {
 
 async function ours(workers: number, consumers?: string): Promise<{ rate: number; p50?: number; p99?: number }> {
   const db = await freshDatabase(`e2e${workers}`);
-  const env: Record<string, string> = { DATABASE_URL: db.url, QUEUE_PREFIX: `{bench-${randomBytes(3).toString('hex')}}`, WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY ?? '4', DATABASE_POOL_SIZE: '8', JOB_BATCH_SIZE: process.env.JOB_BATCH_SIZE ?? '500' };
+  const env: Record<string, string> = { DATABASE_URL: db.url, QUEUE_PREFIX: `{bench-${randomBytes(3).toString('hex')}}`, WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY ?? '2', DATABASE_POOL_SIZE: '8', JOB_BATCH_SIZE: process.env.JOB_BATCH_SIZE ?? '500' };
   if (consumers) env.CONSUMERS = consumers;
   const config = loadConfig({ ...process.env, ...env, LOG_LEVEL: 'error' });
   const c = await createContainer(config, createLogger('error'));

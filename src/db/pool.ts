@@ -20,11 +20,24 @@ const resultParser: Interceptor = {
 const typeParsers = [
   { name: 'int8', parse: (v: string) => Number.parseInt(v, 10) },
   { name: 'numeric', parse: (v: string) => Number.parseFloat(v) },
-  { name: 'timestamptz', parse: (v: string) => new Date(v.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00')).toISOString() },
+  { name: 'timestamptz', parse: parseTimestamptz },
   { name: 'timestamp', parse: (v: string) => v },
   { name: 'date', parse: (v: string) => v },
   { name: 'interval', parse: (v: string) => v },
 ];
+
+/**
+ * Postgres text timestamps to ISO 8601. Every event row carries two, so the common case (a session in
+ * UTC: "2026-11-30 20:45:35.123456+00") is rewritten without building a Date; others go through Date.
+ */
+export function parseTimestamptz(v: string): string {
+  // Same output as Date#toISOString (milliseconds, "Z"), so strings compare in time order everywhere.
+  if (v.length >= 22 && v.endsWith('+00') && v[10] === ' ' && v[4] === '-') {
+    const frac = v.length > 22 ? v.slice(20, -3) : '';
+    return `${v.slice(0, 10)}T${v.slice(11, 19)}.${(frac + '000').slice(0, 3)}Z`;
+  }
+  return new Date(v.replace(' ', 'T').replace(/([+-]\d\d)$/, '$1:00')).toISOString();
+}
 
 export type { DatabasePool };
 

@@ -51,6 +51,8 @@ export const StoredEventRow = z.object({
   recorded_at: z.string(),
 });
 
+export type StoredEventRowType = z.infer<typeof StoredEventRow>;
+
 export interface StoredEvent {
   id: string;
   streamId: string;

@@ -1,4 +1,4 @@
-import type { ChainableCommander } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 
 // Sets each field only if the stored field is older than this stream version: handler jobs may run
 // out of order, and a late old event must not overwrite a newer price in the cache.
@@ -21,9 +21,18 @@ export function ticketCacheKey(prefix: string, ticketId: string): string {
   return `${prefix}ticket:${ticketId}`;
 }
 
+const COMMAND = 'hdtCacheTicketFields';
+
+/** Registers the script once per connection, so pipelines send EVALSHA (a hash) instead of the script text. */
+export function defineTicketCacheCommand(redis: Redis): void {
+  if (!(COMMAND in redis)) redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: SCRIPT });
+}
+
 /** Queues the guarded write on a pipeline; the handler runner sends the whole batch in one round trip. */
 export function cacheTicketFields(redis: ChainableCommander, prefix: string, ticketId: string, version: number, ttlSeconds: number, fields: Record<string, string | number>): void {
   const args: (string | number)[] = [version, ttlSeconds];
   for (const [k, v] of Object.entries(fields)) args.push(k, v);
-  redis.eval(SCRIPT, 1, ticketCacheKey(prefix, ticketId), ...args);
+  const pipeline = redis as ChainableCommander & Record<string, (...a: (string | number)[]) => unknown>;
+  if (typeof pipeline[COMMAND] === 'function') pipeline[COMMAND](ticketCacheKey(prefix, ticketId), ...args);
+  else redis.eval(SCRIPT, 1, ticketCacheKey(prefix, ticketId), ...args);
 }

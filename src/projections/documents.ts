@@ -17,7 +17,7 @@ export async function lockDocuments(db: CommonQueryMethods, table: string, keys:
   await db.query(sql.unsafe`
     INSERT INTO ${t} (id, doc, last_position)
     SELECT k, 'null'::jsonb, 0 FROM unnest(${sql.array(sorted, 'text')}::text[]) AS k ON CONFLICT (id) DO NOTHING`);
-  const rows = await db.any(sql.type(DocRow)`SELECT id, doc FROM ${t} WHERE id = ANY(${sql.array(sorted, 'text')}) ORDER BY id FOR UPDATE`);
+  const rows = (await db.any(sql.unsafe`SELECT id, doc FROM ${t} WHERE id = ANY(${sql.array(sorted, 'text')}) ORDER BY id FOR UPDATE`)) as readonly z.infer<typeof DocRow>[];
   for (const r of rows) if (r.doc !== null) docs.set(r.id, r.doc);
   return docs;
 }

@@ -33,6 +33,7 @@ export async function runAppendBench(): Promise<Row[]> {
   await raw.query(`CREATE TABLE bench_raw (LIKE event_store INCLUDING ALL); CREATE TABLE bench_raw_outbox (LIKE event_outbox INCLUDING ALL)`);
   const pool = await createDbPool(db.url, { maximumPoolSize: 2 });
   const appendPool = new pg.Pool({ connectionString: db.url, max: 2 });
+  appendPool.on('error', () => {});
   const store = new PostgresEventStore(pool, { appendPool });
   let streamSeq = 0;
 

@@ -19,6 +19,7 @@ export async function runReplayBench(): Promise<Row[]> {
   const db = await freshDatabase('replay');
   const pool = await createDbPool(db.url, { maximumPoolSize: 4 });
   const appendPool = new pg.Pool({ connectionString: db.url, max: 2 });
+  appendPool.on('error', () => {});
   const store = new PostgresEventStore(pool, { appendPool });
   const gen = createEventGenerator({ seed: 3, streams: N / 10, runId: 'rb' });
   for (let i = 0; i < N; i += 1000) {

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { rowToEvent, type StoredEvent, type StoredEventRowType, type Upcaster } from '../eventStore/types.js';
 
 export { rowToEvent };
-import { DocumentWorkingSet, lockDocuments, writeDocuments } from './documents.js';
+import { documentWrites, DocumentWorkingSet, lockDocuments } from './documents.js';
 import type { ProjectedEvent, Projection } from './Projection.js';
 
 const CheckpointRow = z.object({ stream_id: z.string(), version: z.number(), parked: z.boolean() });
@@ -118,17 +118,27 @@ export class ProjectionRunner {
       if (last) advanced.push([streamId, last.version, last.globalPosition]);
     }
     result.streams = advanced.length;
-    await writeDocuments(tx, table, working.changes, lockedKeys);
-    if (advanced.length) {
+    // Documents, checkpoints and (for a retry) the failure row in one statement: one round trip.
+    const docs = documentWrites(table, working.changes, lockedKeys);
+    const writes = [
+      docs.upsert,
+      docs.cleanup,
+      advanced.length
+        ? sql.fragment`
+          UPDATE projection_checkpoints c SET version = u.version, global_position = u.pos, updated_at = now()
+          FROM ${sql.unnest(advanced, ['text', 'int4', 'int8'])} AS u(stream_id, version, pos)
+          WHERE c.projection = ${projection.name} AND c.generation = ${generation} AND c.stream_id = u.stream_id`
+        : null,
+      options.retryOf !== undefined && result.poisoned.length === 0
+        ? sql.fragment`
+          UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'retried successfully')
+          WHERE id = ${options.retryOf} AND status <> 'resolved'`
+        : null,
+    ].filter((w) => w !== null);
+    if (writes.length) {
       await tx.query(sql.unsafe`
-        UPDATE projection_checkpoints c SET version = u.version, global_position = u.pos, updated_at = now()
-        FROM ${sql.unnest(advanced, ['text', 'int4', 'int8'])} AS u(stream_id, version, pos)
-        WHERE c.projection = ${projection.name} AND c.generation = ${generation} AND c.stream_id = u.stream_id`);
-    }
-    if (options.retryOf !== undefined && result.poisoned.length === 0) {
-      await tx.query(sql.unsafe`
-        UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'retried successfully')
-        WHERE id = ${options.retryOf} AND status <> 'resolved'`);
+        WITH ${sql.join(writes.map((w, i) => sql.fragment`${sql.identifier([`w${i}`])} AS (${w})`), sql.fragment`, `)}
+        SELECT 1`);
     }
     return result;
   }

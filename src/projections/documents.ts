@@ -22,27 +22,41 @@ export async function lockDocuments(db: CommonQueryMethods, table: string, keys:
   return docs;
 }
 
-/** Writes changed documents set-based (one multi-row upsert), deletes removed ones and unused placeholders. */
+/**
+ * The statements that write changed documents set-based (one multi-row upsert) and remove deleted ones
+ * and unused placeholders, as fragments a caller can put into one statement with its other writes.
+ * The two touch disjoint rows (a row is written at most once per statement, as Postgres requires).
+ */
+export function documentWrites(table: string, changes: ReadonlyMap<string, { doc: unknown | undefined; position: number }>, lockedKeys: readonly string[] = []) {
+  const t = sql.identifier([table]);
+  const upserts = [...changes].filter(([, c]) => c.doc !== undefined);
+  const written = new Set(upserts.map(([id]) => id));
+  const deletes = [...changes].filter(([, c]) => c.doc === undefined).map(([id]) => id);
+  const cleanup = [...new Set([...deletes, ...lockedKeys])].filter((id) => !written.has(id));
+  return {
+    upsert: upserts.length
+      ? sql.fragment`
+        INSERT INTO ${t} (id, doc, last_position, updated_at)
+        SELECT id, doc, pos, now() FROM ${sql.unnest(upserts.map(([id, c]) => [id, JSON.stringify(c.doc), c.position]), ['text', 'jsonb', 'int8'])} AS u(id, doc, pos)
+        ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc, last_position = EXCLUDED.last_position, updated_at = now()`
+      : null,
+    cleanup: cleanup.length
+      ? sql.fragment`
+        DELETE FROM ${t} WHERE id = ANY(${sql.array(cleanup, 'text')}) AND (doc = 'null'::jsonb OR id = ANY(${sql.array(deletes, 'text')}))`
+      : null,
+  };
+}
+
+/** Writes changed documents on their own (see documentWrites). */
 export async function writeDocuments(
   db: CommonQueryMethods,
   table: string,
   changes: ReadonlyMap<string, { doc: unknown | undefined; position: number }>,
   lockedKeys: readonly string[] = [],
 ): Promise<void> {
-  const t = sql.identifier([table]);
-  const upserts = [...changes].filter(([, c]) => c.doc !== undefined);
-  const deletes = [...changes].filter(([, c]) => c.doc === undefined).map(([id]) => id);
-  if (upserts.length) {
-    await db.query(sql.unsafe`
-      INSERT INTO ${t} (id, doc, last_position, updated_at)
-      SELECT id, doc, pos, now() FROM ${sql.unnest(upserts.map(([id, c]) => [id, JSON.stringify(c.doc), c.position]), ['text', 'jsonb', 'int8'])} AS u(id, doc, pos)
-      ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc, last_position = EXCLUDED.last_position, updated_at = now()`);
-  }
-  const cleanup = [...new Set([...deletes, ...lockedKeys])];
-  if (cleanup.length) {
-    await db.query(sql.unsafe`
-      DELETE FROM ${t} WHERE id = ANY(${sql.array(cleanup, 'text')}) AND (doc = 'null'::jsonb OR id = ANY(${sql.array(deletes, 'text')}))`);
-  }
+  const w = documentWrites(table, changes, lockedKeys);
+  if (w.upsert) await db.query(sql.unsafe`${w.upsert}`);
+  if (w.cleanup) await db.query(sql.unsafe`${w.cleanup}`);
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { jobOptions, retryJobId, type ConsumerRoute, type HandlerJobData, type ProjectionJobData, type RetryPolicy } from './queues.js';
+import { jobOptions, policyOf, retryJobId, type ConsumerRoute, type HandlerJobData, type ProjectionJobData, type RetryPolicy } from './queues.js';
 
 export const FailureStatusSchema = z.enum(['open', 'retrying', 'resolved']);
 export type FailureStatus = z.infer<typeof FailureStatusSchema>;
@@ -131,7 +131,7 @@ export class FailureStore {
 
   private async enqueueRetry(failure: Failure, id: number): Promise<string> {
     const route = this.routes.find((r) => r.name === failure.consumer);
-    const policy = { attempts: route?.attempts ?? this.defaults.attempts, backoffMs: route?.backoffMs ?? this.defaults.backoffMs };
+    const policy = policyOf(route, this.defaults);
     const jobId = retryJobId(failure.consumer, id);
     if (failure.consumer_kind === 'handler') {
       const data: HandlerJobData = { consumer: failure.consumer, eventIds: [failure.event_id], retryOf: id };

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import { sql, type DatabasePool } from 'slonik';
-import { batchJobId, chunk, jobOptions, type ConsumerRoute, type HandlerJobData, type ProjectionJobData, type RetryPolicy } from './queues.js';
+import { batchJobId, chunk, jobOptions, policyOf, type ConsumerRoute, type HandlerJobData, type ProjectionJobData, type RetryPolicy } from './queues.js';
 
 /** What the fan-out needs to know of an event: its id, stream, type and outbox key. */
 export interface OutboxEntry {
@@ -28,9 +28,6 @@ export class JobPublisher {
     return this.routes;
   }
 
-  policyOf(route: ConsumerRoute): RetryPolicy {
-    return { attempts: route.attempts ?? this.defaults.attempts, backoffMs: route.backoffMs ?? this.defaults.backoffMs };
-  }
 
   /** Enqueues the jobs for these events. Throws if Redis does not take them (the outbox keeps the rows). */
   async enqueue(entries: readonly OutboxEntry[]): Promise<number> {
@@ -39,7 +36,7 @@ export class JobPublisher {
     for (const route of this.routes) {
       const mine = entries.filter((e) => route.handles(e.eventType));
       if (mine.length === 0) continue;
-      const opts = jobOptions(this.policyOf(route));
+      const opts = jobOptions(policyOf(route, this.defaults));
       if (route.kind === 'handler') {
         for (const part of chunk(mine, this.batchSize)) {
           const eventIds = part.map((e) => e.eventId);
@@ -49,7 +46,8 @@ export class JobPublisher {
         const streams = [...new Set(mine.map((e) => e.streamId))].sort();
         for (const part of chunk(streams, this.batchSize)) {
           // Keyed by the events, not the streams: later events of the same streams need a new job.
-          const ids = mine.filter((e) => part.includes(e.streamId)).map((e) => e.eventId);
+          const inPart = new Set(part);
+          const ids = mine.filter((e) => inPart.has(e.streamId)).map((e) => e.eventId);
           projectionJobs.push({ name: route.name, data: { consumer: route.name, streams: part }, opts: { ...opts, jobId: batchJobId(route.name, ids) } });
         }
       }

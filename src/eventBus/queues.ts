@@ -51,6 +51,11 @@ export interface RetryPolicy {
   backoffMs: number;
 }
 
+/** A consumer's own attempts/backoff, else the deployment's defaults (JOB_ATTEMPTS, JOB_BACKOFF_MS). */
+export function policyOf(route: Pick<ConsumerRoute, 'attempts' | 'backoffMs'> | undefined, defaults: RetryPolicy): RetryPolicy {
+  return { attempts: route?.attempts ?? defaults.attempts, backoffMs: route?.backoffMs ?? defaults.backoffMs };
+}
+
 export function jobOptions(policy: RetryPolicy): JobsOptions {
   return {
     attempts: policy.attempts,

@@ -113,6 +113,48 @@ describe('append', () => {
     expect(ok.map((r) => r.nextExpectedVersion)).toEqual([1, 2]);
   });
 
+  it('appendMany checks every kind of expected version per stream, names the stream at fault, and numbers each stream from its own version', async () => {
+    await store.append('s-mx-a', [ev(), ev()]);
+    await store.append('s-mx-b', [ev()]);
+    const refused: [string, Parameters<typeof store.append>[2], RegExp][] = [
+      ['s-mx-a', { expectedVersion: 'no_stream' }, /s-mx-a: expected no_stream, actual 2/],
+      ['s-mx-new', { expectedVersion: 'stream_exists' }, /s-mx-new: expected stream_exists, actual no_stream/],
+      ['s-mx-a', { expectedVersion: 1 }, /s-mx-a: expected 1, actual 2/],
+      ['s-mx-new', { expectedVersion: 3 }, /s-mx-new: expected 3, actual no_stream/],
+      ['s-mx-b', { expectedVersion: 0 }, /s-mx-b: expected 0, actual 1/],
+    ];
+    for (const [streamId, options, message] of refused) {
+      const batch = [
+        { streamId: 's-mx-ok', events: [ev()], expectedVersion: 'any' as const },
+        { streamId, events: [ev(), ev()], ...options },
+      ];
+      await expect(store.appendMany(batch)).rejects.toThrow(message);
+    }
+    expect(await store.streamVersion('s-mx-ok')).toBeNull();
+    expect(await store.streamVersion('s-mx-new')).toBeNull();
+    expect(await store.streamVersion('s-mx-a')).toBe(2);
+
+    const ok = await store.appendMany([
+      { streamId: 's-mx-b', events: [ev(1), ev(2), ev(3)], expectedVersion: 1 },
+      { streamId: 's-mx-a', events: [ev(4)], expectedVersion: 'stream_exists' },
+      { streamId: 's-mx-new', events: [ev(5), ev(6)], expectedVersion: 0 },
+      { streamId: 's-mx-ok', events: [ev(7)], expectedVersion: 'no_stream' },
+      { streamId: 's-mx-any', events: [ev(8)], expectedVersion: 'any' },
+    ]);
+    expect(ok.map((r) => [r.streamId, r.events.map((e) => e.version)])).toEqual([
+      ['s-mx-b', [2, 3, 4]],
+      ['s-mx-a', [3]],
+      ['s-mx-new', [1, 2]],
+      ['s-mx-ok', [1]],
+      ['s-mx-any', [1]],
+    ]);
+    // Within a stream, positions follow versions; every event has its outbox row.
+    for (const r of ok) expect(r.events.map((e) => e.position)).toEqual([...r.events.map((e) => e.position)].sort((a, b) => a - b));
+    expect((await store.readStream('s-mx-b')).map((e) => e.payload)).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }]);
+    const positions = ok.flatMap((r) => r.events.map((e) => e.position));
+    expect(await count(sql.unsafe`SELECT count(*) AS n FROM event_outbox WHERE global_position = ANY(${sql.array(positions, 'int8')})`)).toBe(8);
+  });
+
   it('appendOn joins a caller transaction: rolled back with it, and a conflict inside it is a ConcurrencyError', async () => {
     await expect(
       db.pool.transaction(async (tx) => {

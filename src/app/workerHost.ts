@@ -1,8 +1,9 @@
 import { Worker, type Job } from 'bullmq';
 import { OutboxRelay } from '../eventBus/OutboxRelay.js';
-import { QUEUE_NAMES, type HandlerJobData, type ProjectionJobData } from '../eventBus/queues.js';
+import { isBatchJob, QUEUE_NAMES, type HandlerBatchJobData, type HandlerJobData, type ProjectionBatchJobData, type ProjectionJobData } from '../eventBus/queues.js';
 import { HandlerRunner } from '../handlers/HandlerRunner.js';
 import { ProjectionRunner } from '../projections/ProjectionRunner.js';
+import { BatchJobRunner } from './batchJobs.js';
 import type { Container } from './container.js';
 import { instrumentJob } from './metrics.js';
 import { workerConnectionOptions } from './redis.js';
@@ -57,62 +58,71 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
 
   const isFinal = (job: Job) => job.finishedOn != null || job.attemptsMade >= (job.opts.attempts ?? 1);
 
+  const batches = new BatchJobRunner(c, handlerRunner, projectionRunner);
+  // A consumer's own job may continue from attempts spent in the batch job it was handed over from.
+  const attemptsOf = (job: Job<{ attemptOffset?: number }>) => job.attemptsMade + (isBatchJob(job.data) ? 0 : job.data.attemptOffset ?? 0);
+  const recordFailure = (job: Job, err: Error, kind: 'handler' | 'projection', parts: { consumer: string; keys: string[] }[]) => {
+    // Also reached for stalled-limit failures, which never pass through the processor.
+    void (async () => {
+      for (const p of parts) await batches.recordFinal(kind, p.consumer, p.keys, err, attemptsOf(job), job.id);
+    })().catch((e: Error) => logger.error({ err: e.message, jobId: job.id }, 'could not record a processing failure'));
+  };
+
   if (roles.includes('handlers')) {
     const byName = new Map(c.handlers.map((h) => [h.name, h]));
-    const worker = new Worker<HandlerJobData>(
+    const worker = new Worker<HandlerJobData | HandlerBatchJobData>(
       QUEUE_NAMES.handlers,
-      async (job) => instrumentJob(job.data.consumer, 'handler', async () => {
-        const handler = byName.get(job.data.consumer);
-        if (!handler) throw new Error(`unknown handler ${job.data.consumer}`);
-        const result = await handlerRunner.run(handler, job.data.eventIds, { retryOf: job.data.retryOf });
-        if (result.failed.length) {
-          // Later attempts only retry what failed: the rest already took effect.
-          await job.updateData({ ...job.data, eventIds: result.failed.map((f) => f.eventId) });
-          const first = result.failed[0]!;
-          throw new JobFailure(`${result.failed.length} of ${job.data.eventIds.length} events failed in ${handler.name}: ${first.error.message}`, first.error.stack);
-        }
-        return { processed: result.processed, skipped: result.skipped };
-      }),
+      async (job) => {
+        const data = job.data;
+        if (isBatchJob(data)) return batches.runHandlers(job as Job<HandlerBatchJobData>);
+        return instrumentJob(data.consumer, 'handler', async () => {
+          const handler = byName.get(data.consumer);
+          if (!handler) throw new Error(`unknown handler ${data.consumer}`);
+          const result = await handlerRunner.run(handler, data.eventIds, { retryOf: data.retryOf });
+          if (result.failed.length) {
+            // Later attempts only retry what failed: the rest already took effect.
+            await job.updateData({ ...data, eventIds: result.failed.map((f) => f.eventId) });
+            const first = result.failed[0]!;
+            throw new JobFailure(`${result.failed.length} of ${data.eventIds.length} events failed in ${handler.name}: ${first.error.message}`, first.error.stack);
+          }
+          return { processed: result.processed, skipped: result.skipped };
+        });
+      },
       common,
     );
     worker.on('failed', (job, err) => {
       if (!job || !isFinal(job)) return;
-      // Also reached for stalled-limit failures, which never pass through the processor.
-      void (async () => {
-        const owed = await handlerRunner.unprocessed(job.data.consumer, job.data.eventIds);
-        await c.failures.record(job.data.consumer, 'handler', owed.map((eventId) => ({ eventId, message: err.message, stack: err.stack })), job.attemptsMade, job.id);
-        logger.error({ consumer: job.data.consumer, jobId: job.id, events: owed.length, err: err.message }, 'handler job failed for good; recorded in event_processing_failures');
-      })().catch((e: Error) => logger.error({ err: e.message, jobId: job.id }, 'could not record a processing failure'));
+      const d = job.data;
+      recordFailure(job, err, 'handler', isBatchJob(d) ? d.consumers.map((consumer) => ({ consumer, keys: d.eventIds })) : [{ consumer: d.consumer, keys: d.eventIds }]);
     });
     workers.push(worker);
   }
 
   if (roles.includes('projections')) {
     const byName = new Map(c.projections.map((p) => [p.name, p]));
-    const worker = new Worker<ProjectionJobData>(
+    const worker = new Worker<ProjectionJobData | ProjectionBatchJobData>(
       QUEUE_NAMES.projections,
-      async (job) => instrumentJob(job.data.consumer, 'projection', async () => {
-        const projection = byName.get(job.data.consumer);
-        if (!projection) throw new Error(`unknown projection ${job.data.consumer}`);
-        const result = await projectionRunner.catchUp(projection, job.data.streams, { retryOf: job.data.retryOf });
-        if (result.poisoned.length) {
-          await job.updateData({ ...job.data, streams: result.poisoned.map((p) => p.streamId) });
-          const first = result.poisoned[0]!;
-          throw new JobFailure(`${projection.name} could not apply event ${first.eventId} (stream ${first.streamId} v${first.version}): ${first.error.message}`, first.error.stack);
-        }
-        return { applied: result.applied, streams: result.streams, parkedSkipped: result.parkedSkipped.length };
-      }),
+      async (job) => {
+        const data = job.data;
+        if (isBatchJob(data)) return batches.runProjections(job as Job<ProjectionBatchJobData>);
+        return instrumentJob(data.consumer, 'projection', async () => {
+          const projection = byName.get(data.consumer);
+          if (!projection) throw new Error(`unknown projection ${data.consumer}`);
+          const result = await projectionRunner.catchUp(projection, data.streams, { retryOf: data.retryOf });
+          if (result.poisoned.length) {
+            await job.updateData({ ...data, streams: result.poisoned.map((p) => p.streamId) });
+            const first = result.poisoned[0]!;
+            throw new JobFailure(`${projection.name} could not apply event ${first.eventId} (stream ${first.streamId} v${first.version}): ${first.error.message}`, first.error.stack);
+          }
+          return { applied: result.applied, streams: result.streams, parkedSkipped: result.parkedSkipped.length };
+        });
+      },
       common,
     );
     worker.on('failed', (job, err) => {
       if (!job || !isFinal(job)) return;
-      void (async () => {
-        const projection = byName.get(job.data.consumer);
-        if (!projection) return;
-        const parked = await projectionRunner.parkUnapplied(projection, job.data.streams);
-        await c.failures.record(projection.name, 'projection', parked.map((p) => ({ eventId: p.eventId, message: err.message, stack: err.stack })), job.attemptsMade, job.id);
-        logger.error({ consumer: projection.name, jobId: job.id, parked: parked.map((p) => p.streamId), err: err.message }, 'projection job failed for good; streams parked and recorded');
-      })().catch((e: Error) => logger.error({ err: e.message, jobId: job.id }, 'could not record a processing failure'));
+      const d = job.data;
+      recordFailure(job, err, 'projection', isBatchJob(d) ? Object.entries(d.streams).map(([consumer, keys]) => ({ consumer, keys })) : [{ consumer: d.consumer, keys: d.streams }]);
     });
     workers.push(worker);
   }

@@ -52,5 +52,9 @@ export async function createDbPool(connectionUri: string, options: { maximumPool
     statementTimeout: options.statementTimeoutMs ?? 60_000,
     idleInTransactionSessionTimeout: 60_000,
     captureStackTrace: false,
+    // slonik's default sends DISCARD ALL on every release: one extra round trip per transaction (700
+    // of 4,000 statements of a worker in the e2e bench). Nothing here leaves session state behind (no
+    // session SET, temp table or session advisory lock through this pool), so there is nothing to reset.
+    resetConnection: async () => {},
   });
 }

@@ -1,6 +1,6 @@
-import type { Queue } from 'bullmq';
+import type { JobsOptions, Queue } from 'bullmq';
 import { sql, type DatabasePool } from 'slonik';
-import { batchJobId, chunk, jobOptions, policyOf, type ConsumerRoute, type HandlerJobData, type ProjectionJobData, type RetryPolicy } from './queues.js';
+import { BATCH_JOB_NAME, batchJobId, chunk, jobOptions, type ConsumerRoute, type HandlerBatchJobData, type ProjectionBatchJobData, type RetryPolicy } from './queues.js';
 
 /** What the fan-out needs to know of an event: its id, stream, type and outbox key. */
 export interface OutboxEntry {
@@ -11,8 +11,7 @@ export interface OutboxEntry {
 }
 
 /**
- * Turns committed events into BullMQ jobs: per handler, one job per batch of events it handles; per
- * projection, one job per batch of streams it should catch up. Then removes the outbox rows.
+ * Turns committed events into BullMQ batch jobs (see `HandlerBatchJobData`), then removes the outbox rows.
  */
 export class JobPublisher {
   constructor(
@@ -29,28 +28,34 @@ export class JobPublisher {
   }
 
 
-  /** Enqueues the jobs for these events. Throws if Redis does not take them (the outbox keeps the rows). */
+  /**
+   * Enqueues the jobs for these events: per chunk of JOB_BATCH_SIZE events, one batch job for all the
+   * handlers that handle any of them and one for all the projections. Throws if Redis does not take
+   * them (the outbox keeps the rows).
+   */
   async enqueue(entries: readonly OutboxEntry[]): Promise<number> {
-    const handlerJobs: { name: string; data: HandlerJobData; opts: ReturnType<typeof jobOptions> }[] = [];
-    const projectionJobs: { name: string; data: ProjectionJobData; opts: ReturnType<typeof jobOptions> }[] = [];
-    for (const route of this.routes) {
-      const mine = entries.filter((e) => route.handles(e.eventType));
-      if (mine.length === 0) continue;
-      const opts = jobOptions(policyOf(route, this.defaults));
-      if (route.kind === 'handler') {
-        for (const part of chunk(mine, this.batchSize)) {
-          const eventIds = part.map((e) => e.eventId);
-          handlerJobs.push({ name: route.name, data: { consumer: route.name, eventIds }, opts: { ...opts, jobId: batchJobId(route.name, eventIds) } });
-        }
-      } else {
-        const streams = [...new Set(mine.map((e) => e.streamId))].sort();
-        for (const part of chunk(streams, this.batchSize)) {
-          // Keyed by the events, not the streams: later events of the same streams need a new job.
-          const inPart = new Set(part);
-          const ids = mine.filter((e) => inPart.has(e.streamId)).map((e) => e.eventId);
-          projectionJobs.push({ name: route.name, data: { consumer: route.name, streams: part }, opts: { ...opts, jobId: batchJobId(route.name, ids) } });
-        }
+    const opts = jobOptions(this.defaults);
+    const handlers = this.routes.filter((r) => r.kind === 'handler');
+    const projections = this.routes.filter((r) => r.kind === 'projection');
+    const handlerJobs: { name: string; data: HandlerBatchJobData; opts: JobsOptions }[] = [];
+    const projectionJobs: { name: string; data: ProjectionBatchJobData; opts: JobsOptions }[] = [];
+    for (const part of chunk(entries, this.batchSize)) {
+      const forHandlers = part.filter((e) => handlers.some((h) => h.handles(e.eventType)));
+      if (forHandlers.length) {
+        const eventIds = forHandlers.map((e) => e.eventId);
+        const consumers = handlers.filter((h) => forHandlers.some((e) => h.handles(e.eventType))).map((h) => h.name);
+        handlerJobs.push({ name: BATCH_JOB_NAME, data: { batch: true, consumers, eventIds }, opts: { ...opts, jobId: batchJobId('handlers', eventIds) } });
       }
+      const streams: Record<string, string[]> = {};
+      const ids: string[] = [];
+      for (const p of projections) {
+        const mine = part.filter((e) => p.handles(e.eventType));
+        if (mine.length === 0) continue;
+        streams[p.name] = [...new Set(mine.map((e) => e.streamId))].sort();
+        for (const e of mine) ids.push(e.eventId);
+      }
+      // Keyed by the events, not the streams: later events of the same streams need a new job.
+      if (ids.length) projectionJobs.push({ name: BATCH_JOB_NAME, data: { batch: true, streams }, opts: { ...opts, jobId: batchJobId('projections', [...new Set(ids)]) } });
     }
     await withTimeout(
       Promise.all([

@@ -54,11 +54,16 @@ export class HandlerRunner {
   }
 
   async run(handler: EventHandler, eventIds: readonly string[], options: { retryOf?: number } = {}): Promise<HandlerBatchResult> {
-    const events = (await this.loadEvents(eventIds)).filter((e) => (handler.handledTypes as readonly string[]).includes(e.type));
+    return this.runEvents(handler, await this.loadEvents(eventIds), options);
+  }
+
+  /** Runs the handler over already loaded events (a batch job loads them once for every handler). */
+  async runEvents(handler: EventHandler, loaded: readonly StoredEvent[], options: { retryOf?: number } = {}): Promise<HandlerBatchResult> {
+    const events = loaded.filter((e) => (handler.handledTypes as readonly string[]).includes(e.type));
     if (events.length === 0) {
       // Nothing this handler must do (e.g. a retried failure whose event it does not handle): a retry is done.
       if (options.retryOf !== undefined) await FailureStore.markResolved(this.deps.pool, options.retryOf, 'nothing to process');
-      return { processed: 0, skipped: eventIds.length, failed: [] };
+      return { processed: 0, skipped: loaded.length, failed: [] };
     }
     try {
       const processed = await this.runInTransaction(handler, events, options.retryOf);
@@ -166,13 +171,13 @@ export class HandlerRunner {
     return processed;
   }
 
-  /** Events of a job that have no ledger row yet (what is still owed after a final failure). */
-  async unprocessed(handler: string, eventIds: readonly string[]): Promise<string[]> {
+  /** Events of a job that this handler handles and has no ledger row for yet (what is still owed after a final failure). */
+  async unprocessed(handler: Pick<EventHandler, 'name' | 'handledTypes'>, eventIds: readonly string[]): Promise<string[]> {
     return [
       ...(await this.deps.pool.anyFirst(sql.type(z.object({ id: z.string() }))`
         SELECT e.id FROM event_store e
-        WHERE e.id = ANY(${sql.array([...eventIds], 'uuid')})
-          AND NOT EXISTS (SELECT 1 FROM event_handler_ledger l WHERE l.handler = ${handler} AND l.event_id = e.id)`)),
+        WHERE e.id = ANY(${sql.array([...eventIds], 'uuid')}) AND e.event_type = ANY(${sql.array([...handler.handledTypes], 'text')})
+          AND NOT EXISTS (SELECT 1 FROM event_handler_ledger l WHERE l.handler = ${handler.name} AND l.event_id = e.id)`)),
     ];
   }
 }

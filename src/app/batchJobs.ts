@@ -1,0 +1,151 @@
+import { createHash } from 'node:crypto';
+import type { Job } from 'bullmq';
+import {
+  handOverJobOptions,
+  policyOf,
+  type HandlerBatchJobData,
+  type HandlerJobData,
+  type ProjectionBatchJobData,
+  type ProjectionJobData,
+} from '../eventBus/queues.js';
+import type { EventHandler } from '../handlers/Handler.js';
+import type { HandlerRunner } from '../handlers/HandlerRunner.js';
+import type { Projection } from '../projections/Projection.js';
+import type { ProjectionRunner } from '../projections/ProjectionRunner.js';
+import type { Container } from './container.js';
+import { instrumentJob } from './metrics.js';
+
+/** What one consumer left undone in a batch job; it becomes that consumer's own job. */
+interface Leftover {
+  consumer: string;
+  /** Event ids (handlers) or stream ids (projections). */
+  keys: string[];
+  error: Error;
+}
+
+class ConsumerFailed extends Error {}
+
+/**
+ * Runs batch jobs (see `HandlerBatchJobData`): every consumer of the batch, concurrently, each in its
+ * own transaction and with its own exactly-once guard (ledger or checkpoints). A consumer whose first
+ * attempt fails is handed over to a job of its own with the remaining attempts of its retry policy, so
+ * one failing handler neither holds back nor re-runs the others.
+ */
+export class BatchJobRunner {
+  private readonly handlers: Map<string, EventHandler>;
+  private readonly projections: Map<string, Projection<any>>;
+
+  constructor(
+    private readonly c: Container,
+    private readonly handlerRunner: HandlerRunner,
+    private readonly projectionRunner: ProjectionRunner,
+  ) {
+    this.handlers = new Map(c.handlers.map((h) => [h.name, h]));
+    this.projections = new Map(c.projections.map((p) => [p.name, p]));
+  }
+
+  async runHandlers(job: Job<HandlerBatchJobData>): Promise<{ consumers: number; handedOver: number }> {
+    const events = await this.handlerRunner.loadEvents(job.data.eventIds);
+    const leftovers = await Promise.all(
+      job.data.consumers.map(async (name): Promise<Leftover | null> => {
+        const handler = this.handlers.get(name);
+        if (!handler) return { consumer: name, keys: job.data.eventIds, error: new Error(`unknown handler ${name}`) };
+        try {
+          await instrumentJob(name, 'handler', async () => {
+            const result = await this.handlerRunner.runEvents(handler, events);
+            if (result.failed.length) throw Object.assign(new ConsumerFailed(result.failed[0]!.error.message), { failed: result.failed });
+          });
+          return null;
+        } catch (error) {
+          const failed = (error as { failed?: { eventId: string; error: Error }[] }).failed;
+          if (failed) return { consumer: name, keys: failed.map((f) => f.eventId), error: failed[0]!.error };
+          // Not a per-event failure (e.g. the database went away): every event of this handler is owed.
+          return { consumer: name, keys: events.filter((e) => (handler.handledTypes as readonly string[]).includes(e.type)).map((e) => e.id), error: asError(error) };
+        }
+      }),
+    );
+    const owed = leftovers.filter((l): l is Leftover => l !== null && l.keys.length > 0);
+    for (const l of owed) await this.handOver(job, 'handler', l);
+    return { consumers: job.data.consumers.length, handedOver: owed.length };
+  }
+
+  async runProjections(job: Job<ProjectionBatchJobData>): Promise<{ consumers: number; handedOver: number }> {
+    const leftovers = await Promise.all(
+      Object.entries(job.data.streams).map(async ([name, streams]): Promise<Leftover | null> => {
+        const projection = this.projections.get(name);
+        if (!projection) return { consumer: name, keys: streams, error: new Error(`unknown projection ${name}`) };
+        try {
+          await instrumentJob(name, 'projection', async () => {
+            const result = await this.projectionRunner.catchUp(projection, streams);
+            if (result.poisoned.length) {
+              const first = result.poisoned[0]!;
+              const message = `${name} could not apply event ${first.eventId} (stream ${first.streamId} v${first.version}): ${first.error.message}`;
+              throw Object.assign(new ConsumerFailed(message), { streams: result.poisoned.map((p) => p.streamId), cause: first.error });
+            }
+          });
+          return null;
+        } catch (error) {
+          const poisoned = error as { streams?: string[]; cause?: Error; message: string };
+          if (poisoned.streams) {
+            const e = new Error(poisoned.message);
+            if (poisoned.cause?.stack) e.stack = `${poisoned.message}\n${poisoned.cause.stack.split('\n').slice(1).join('\n')}`;
+            return { consumer: name, keys: poisoned.streams, error: e };
+          }
+          return { consumer: name, keys: streams, error: asError(error) };
+        }
+      }),
+    );
+    const owed = leftovers.filter((l): l is Leftover => l !== null && l.keys.length > 0);
+    for (const l of owed) await this.handOver(job, 'projection', l);
+    return { consumers: Object.keys(job.data.streams).length, handedOver: owed.length };
+  }
+
+  /**
+   * The consumer's own job takes over with its remaining attempts; with none left (attempts = 1) the
+   * failure is recorded now. The job id is derived from the batch job and the keys, so a batch job
+   * that is itself retried after handing over does not hand over twice.
+   */
+  private async handOver(job: Job, kind: 'handler' | 'projection', l: Leftover): Promise<void> {
+    const route = this.c.routes.find((r) => r.name === l.consumer);
+    const policy = policyOf(route, { attempts: this.c.config.JOB_ATTEMPTS, backoffMs: this.c.config.JOB_BACKOFF_MS });
+    this.c.logger.warn({ consumer: l.consumer, jobId: job.id, keys: l.keys.length, err: l.error.message }, `${kind} failed in a batch job; handed over to a retry job of its own`);
+    if (policy.attempts <= 1 || !route) {
+      await this.recordFinal(kind, l.consumer, l.keys, l.error, 1, job.id);
+      return;
+    }
+    const h = createHash('sha1').update(job.id ?? '').update('\n');
+    for (const k of l.keys) h.update(k).update('\n');
+    const jobId = `${l.consumer}.h-${h.digest('hex').slice(0, 24)}`;
+    const opts = { ...handOverJobOptions(policy), jobId };
+    if (kind === 'handler') {
+      const data: HandlerJobData = { consumer: l.consumer, eventIds: l.keys, attemptOffset: 1 };
+      await this.c.queues.handlers.add(l.consumer, data, opts);
+    } else {
+      const data: ProjectionJobData = { consumer: l.consumer, streams: l.keys, attemptOffset: 1 };
+      await this.c.queues.projections.add(l.consumer, data, opts);
+    }
+  }
+
+  /**
+   * A consumer's events are owed for good: record them in `event_processing_failures` (projections
+   * also park the streams, so later events wait behind the failed one).
+   */
+  async recordFinal(kind: 'handler' | 'projection', consumer: string, keys: readonly string[], error: Error, attempts: number, jobId: string | undefined): Promise<void> {
+    const item = (eventId: string) => ({ eventId, message: error.message, stack: error.stack });
+    if (kind === 'handler') {
+      const handler = this.handlers.get(consumer);
+      const owed = handler ? await this.handlerRunner.unprocessed(handler, keys) : [];
+      await this.c.failures.record(consumer, 'handler', owed.map(item), attempts, jobId);
+      this.c.logger.error({ consumer, jobId, events: owed.length, err: error.message }, 'handler job failed for good; recorded in event_processing_failures');
+    } else {
+      const projection = this.projections.get(consumer);
+      const parked = projection ? await this.projectionRunner.parkUnapplied(projection, keys) : [];
+      await this.c.failures.record(consumer, 'projection', parked.map((p) => item(p.eventId)), attempts, jobId);
+      this.c.logger.error({ consumer, jobId, parked: parked.map((p) => p.streamId), err: error.message }, 'projection job failed for good; streams parked and recorded');
+    }
+  }
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
+}

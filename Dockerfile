@@ -19,4 +19,4 @@ RUN npm run build && npm prune --omit=dev --no-audit --no-fund
 USER node
 EXPOSE 3000
 # Overridden per service; the worker is the default because it is the one that scales.
-CMD ["node", "dist/workers/worker.js"]
+CMD ["node", "--max-semi-space-size=64", "dist/workers/worker.js"]

@@ -85,7 +85,7 @@ async function naive(url: string, prefix: string): Promise<number> {
 
 function startWorkers(count: number, env: Record<string, string>): ChildProcess[] {
   return Array.from({ length: count }, () =>
-    spawn(process.execPath, ['--import', 'tsx', 'workers/worker.ts'], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'error', ...env }, stdio: 'inherit' }),
+    spawn(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', 'workers/worker.ts'], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'error', ...env }, stdio: 'inherit' }),
   );
 }
 

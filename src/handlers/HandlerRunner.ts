@@ -144,7 +144,6 @@ export class HandlerRunner {
           if (!r.alreadyStored) emitted.push(...r.events.map((x, i) => ({ position: x.position, eventId: x.id, streamId: r.streamId, eventType: appends[k]!.events[i]!.type })));
         });
       }
-      await flushPlatformStats(tx, stats);
       if (notifications.length) {
         notifications.sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : a.kind < b.kind ? -1 : 1));
         await tx.query(sql.unsafe`
@@ -158,6 +157,9 @@ export class HandlerRunner {
         const failed = results.find(([err]) => err);
         if (failed) throw failed[0];
       }
+      // Last before commit: every handler batch counts into the same few platform rows, so their row
+      // locks are held for one round trip instead of the whole tail of the transaction.
+      await flushPlatformStats(tx, stats);
       if (retryOf !== undefined) {
         await tx.query(sql.unsafe`
           UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'retried successfully')

@@ -63,14 +63,14 @@ export class ProjectionRunner {
   /** The catch-up body, inside a caller's transaction (also used by a rebuild's final switch-over). */
   async catchUpIn(tx: CommonQueryMethods, projection: Projection<any>, generation: number, table: string, sorted: readonly string[], options: { retryOf?: number } = {}): Promise<CatchUpResult> {
     const result: CatchUpResult = { applied: 0, streams: 0, poisoned: [], parkedSkipped: [] };
-    await tx.query(sql.unsafe`
-      INSERT INTO projection_checkpoints (projection, generation, stream_id)
-      SELECT ${projection.name}, ${generation}, s FROM unnest(${sql.array(sorted, 'text')}::text[]) AS s
-      ON CONFLICT DO NOTHING`);
-    const checkpoints = await tx.any(sql.type(CheckpointRow)`
-      SELECT stream_id, version, parked FROM projection_checkpoints
-      WHERE projection = ${projection.name} AND generation = ${generation} AND stream_id = ANY(${sql.array(sorted, 'text')})
-      ORDER BY stream_id FOR UPDATE`);
+    // Creates missing checkpoints and locks all of them in one statement: ON CONFLICT DO UPDATE locks
+    // and returns an existing row even when another transaction committed it a moment ago (a plain
+    // SELECT ... FOR UPDATE in the same statement would not see it). Rows are locked in sorted order.
+    const checkpoints = (await tx.any(sql.unsafe`
+      INSERT INTO projection_checkpoints AS c (projection, generation, stream_id)
+      SELECT ${projection.name}, ${generation}, s FROM unnest(${sql.array(sorted, 'text')}::text[]) AS s ORDER BY s
+      ON CONFLICT (projection, generation, stream_id) DO UPDATE SET version = c.version
+      RETURNING c.stream_id, c.version, c.parked`)) as readonly z.infer<typeof CheckpointRow>[];
     const active = checkpoints.filter((c) => !c.parked);
     result.parkedSkipped = checkpoints.filter((c) => c.parked).map((c) => c.stream_id);
     if (active.length === 0) return result;

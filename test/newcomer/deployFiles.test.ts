@@ -22,11 +22,12 @@ function sourceOf(distPath: string): string {
   return distPath.slice(out.length + 1).replace(/\.js$/, '.ts');
 }
 
-const nodeTarget = (command: string) => /^node (\S+\.js)$/.exec(command)?.[1];
+// Node flags (e.g. --max-semi-space-size) may come before the script.
+const nodeTarget = (command: string) => /^node (?:--[\w-]+(?:=\S+)? )*(\S+\.js)$/.exec(command)?.[1];
 
 describe('Procfile', () => {
   it('has web, worker, replay and a release step that migrates; npm start runs scripts/start.ts', () => {
-    expect(scripts.start).toBe('tsx scripts/start.ts');
+    expect(scripts.start).toMatch(/^tsx (--[\w-]+(=\S+)? )*scripts\/start\.ts$/);
     expect(Object.keys(procfile).sort()).toEqual(['release', 'replay', 'web', 'worker']);
     expect(procfile.release).toBe('npm run migrate');
     expect(scripts.migrate).toBeDefined();
@@ -98,7 +99,7 @@ describe('Dockerfile', () => {
     expect(dockerfile).toMatch(/^FROM node:20-slim$/m);
     expect(dockerfile).toMatch(/npm ci\b/);
     expect(dockerfile).toMatch(/npm run build/);
-    expect(dockerfile).toMatch(/^CMD \["node", "dist\/workers\/worker\.js"\]$/m);
+    expect(dockerfile).toMatch(/^CMD \["node", ("--[\w-]+(=\S+)?", )*"dist\/workers\/worker\.js"\]$/m);
   });
   it('copies every folder the build compiles, and the migrations', () => {
     for (const dir of [...buildConfig.include, 'migrations']) expect(dockerfile).toMatch(new RegExp(`^COPY ${dir} \\./${dir}$`, 'm'));

@@ -9,11 +9,11 @@ import {
   type ProjectionJobData,
 } from '../eventBus/queues.js';
 import type { EventHandler } from '../handlers/Handler.js';
-import type { HandlerRunner } from '../handlers/HandlerRunner.js';
+import type { HandlerBatchResult, HandlerRunner } from '../handlers/HandlerRunner.js';
 import type { Projection } from '../projections/Projection.js';
 import type { ProjectionRunner } from '../projections/ProjectionRunner.js';
 import type { Container } from './container.js';
-import { instrumentJob } from './metrics.js';
+import { countConsumerRun, instrumentJob } from './metrics.js';
 
 /** What one consumer left undone in a batch job; it becomes that consumer's own job. */
 interface Leftover {
@@ -45,26 +45,26 @@ export class BatchJobRunner {
   }
 
   async runHandlers(job: Job<HandlerBatchJobData>): Promise<{ consumers: number; handedOver: number }> {
+    const t0 = performance.now();
     const events = await this.handlerRunner.loadEvents(job.data.eventIds);
-    const leftovers = await Promise.all(
-      job.data.consumers.map(async (name): Promise<Leftover | null> => {
-        const handler = this.handlers.get(name);
-        if (!handler) return { consumer: name, keys: job.data.eventIds, error: new Error(`unknown handler ${name}`) };
-        try {
-          await instrumentJob(name, 'handler', async () => {
-            const result = await this.handlerRunner.runEvents(handler, events);
-            if (result.failed.length) throw Object.assign(new ConsumerFailed(result.failed[0]!.error.message), { failed: result.failed });
-          });
-          return null;
-        } catch (error) {
-          const failed = (error as { failed?: { eventId: string; error: Error }[] }).failed;
-          if (failed) return { consumer: name, keys: failed.map((f) => f.eventId), error: failed[0]!.error };
-          // Not a per-event failure (e.g. the database went away): every event of this handler is owed.
-          return { consumer: name, keys: events.filter((e) => (handler.handledTypes as readonly string[]).includes(e.type)).map((e) => e.id), error: asError(error) };
-        }
-      }),
-    );
-    const owed = leftovers.filter((l): l is Leftover => l !== null && l.keys.length > 0);
+    const known = job.data.consumers.flatMap((name) => this.handlers.get(name) ?? []);
+    const leftovers: Leftover[] = job.data.consumers
+      .filter((name) => !this.handlers.has(name))
+      .map((name) => ({ consumer: name, keys: job.data.eventIds, error: new Error(`unknown handler ${name}`) }));
+    let results: Map<string, HandlerBatchResult>;
+    try {
+      results = await this.handlerRunner.runMany(known, events);
+    } catch (error) {
+      // Not a per-event failure (runMany records those): e.g. the database went away. Every event is owed.
+      results = new Map(known.map((h) => [h.name, { processed: 0, skipped: 0, failed: events.filter((e) => (h.handledTypes as readonly string[]).includes(e.type)).map((e) => ({ eventId: e.id, error: asError(error) })) }]));
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    for (const h of known) {
+      const r = results.get(h.name);
+      countConsumerRun(h.name, 'handler', !r?.failed.length, seconds);
+      if (r?.failed.length) leftovers.push({ consumer: h.name, keys: r.failed.map((f) => f.eventId), error: r.failed[0]!.error });
+    }
+    const owed = leftovers.filter((l) => l.keys.length > 0);
     for (const l of owed) await this.handOver(job, 'handler', l);
     return { consumers: job.data.consumers.length, handedOver: owed.length };
   }

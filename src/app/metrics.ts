@@ -128,6 +128,12 @@ async function guard(source: string, fn: () => Promise<void>): Promise<void> {
   }
 }
 
+/** Counts one consumer's run inside a batch job (its share of the job, timed as the whole batch). */
+export function countConsumerRun(consumer: string, kind: 'handler' | 'projection', ok: boolean, seconds: number): void {
+  jobDuration.observe({ consumer, kind }, seconds);
+  (ok ? jobsProcessed : jobsFailed).inc({ consumer, kind });
+}
+
 /** Wraps one job attempt: duration histogram plus processed/failed counters. */
 export async function instrumentJob<T>(consumer: string, kind: 'handler' | 'projection', run: () => Promise<T>): Promise<T> {
   const end = jobDuration.startTimer({ consumer, kind });

@@ -54,5 +54,11 @@ export interface EventHandler {
   /** Per-handler retry policy; defaults come from JOB_ATTEMPTS / JOB_BACKOFF_MS. */
   readonly attempts?: number;
   readonly backoffMs?: number;
+  /**
+   * Run in a transaction of its own. Set it for a handler with effects outside Postgres and Redis (an
+   * HTTP call): the others of a batch share one transaction, and a sibling's failure rolls it back
+   * and re-runs each handler alone, which would repeat such an effect within one attempt.
+   */
+  readonly isolated?: boolean;
   handle(event: HandledEvent, ctx: HandlerContext): Promise<void>;
 }

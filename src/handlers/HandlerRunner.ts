@@ -66,15 +66,15 @@ export class HandlerRunner {
       return { processed: 0, skipped: loaded.length, failed: [] };
     }
     try {
-      const processed = await this.runInTransaction(handler, events, options.retryOf);
-      return { processed, skipped: events.length - processed, failed: [] };
+      const [processed] = await this.runInTransaction([{ handler, events }], options.retryOf);
+      return { processed: processed!, skipped: events.length - processed!, failed: [] };
     } catch (error) {
       if (events.length === 1) return { processed: 0, skipped: 0, failed: [{ eventId: events[0]!.id, error: asError(error) }] };
     }
     const result: HandlerBatchResult = { processed: 0, skipped: 0, failed: [] };
     for (const e of events) {
       try {
-        result.processed += await this.runInTransaction(handler, [e], options.retryOf);
+        result.processed += (await this.runInTransaction([{ handler, events: [e] }], options.retryOf))[0]!;
       } catch (error) {
         result.failed.push({ eventId: e.id, error: asError(error) });
       }
@@ -82,46 +82,82 @@ export class HandlerRunner {
     return result;
   }
 
-  private async runInTransaction(handler: EventHandler, events: StoredEvent[], retryOf: number | undefined): Promise<number> {
+  /**
+   * Runs several handlers over one batch: those not `isolated` share one transaction (one ledger
+   * insert, one stats upsert, one commit for all of them); if it fails, each of them runs alone
+   * (`runEvents`), so a failing handler leaves only its own events to retry. Isolated handlers always
+   * run alone. Results by handler name.
+   */
+  async runMany(handlers: readonly EventHandler[], loaded: readonly StoredEvent[]): Promise<Map<string, HandlerBatchResult>> {
+    const results = new Map<string, HandlerBatchResult>();
+    const units = handlers.map((handler) => ({ handler, events: loaded.filter((e) => (handler.handledTypes as readonly string[]).includes(e.type)) }));
+    for (const u of units) if (u.events.length === 0) results.set(u.handler.name, { processed: 0, skipped: loaded.length, failed: [] });
+    const busy = units.filter((u) => u.events.length > 0);
+    const shared = busy.filter((u) => !u.handler.isolated);
+    const alone = shared.length > 1 ? busy.filter((u) => u.handler.isolated) : busy;
+    const runAlone = (u: (typeof units)[number]) => this.runEvents(u.handler, u.events).then((r) => void results.set(u.handler.name, r));
+    await Promise.all([
+      shared.length > 1
+        ? this.runInTransaction(shared).then(
+            (counts) => shared.forEach((u, i) => results.set(u.handler.name, { processed: counts[i]!, skipped: u.events.length - counts[i]!, failed: [] })),
+            () => Promise.all(shared.map(runAlone)),
+          )
+        : null,
+      ...alone.map(runAlone),
+    ]);
+    return results;
+  }
+
+  private async runInTransaction(units: readonly { handler: EventHandler; events: readonly StoredEvent[] }[], retryOf?: number): Promise<number[]> {
     const emitted: OutboxEntry[] = [];
     const processed = await this.deps.pool.transaction(async (tx) => {
-      const claimed = new Set(
-        await tx.anyFirst(sql.type(z.object({ event_id: z.string() }))`
-          INSERT INTO event_handler_ledger (handler, event_id)
-          SELECT ${handler.name}, id FROM unnest(${sql.array(events.map((e) => e.id).sort(), 'uuid')}::uuid[]) AS id
-          ON CONFLICT DO NOTHING RETURNING event_id`),
-      );
+      const pairs = units.flatMap((u) => u.events.map((e) => [u.handler.name, e.id] as const)).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+      // Hot path: a fixed two-column shape, not worth a zod parse per row.
+      const claimedRows = (await tx.any(sql.unsafe`
+        INSERT INTO event_handler_ledger (handler, event_id)
+        SELECT * FROM unnest(${sql.array(pairs.map((p) => p[0]), 'text')}::text[], ${sql.array(pairs.map((p) => p[1]), 'uuid')}::uuid[])
+        ON CONFLICT DO NOTHING RETURNING handler, event_id`)) as readonly { handler: string; event_id: string }[];
+      const claimedBy = new Map<string, Set<string>>();
+      for (const r of claimedRows) {
+        const set = claimedBy.get(r.handler);
+        if (set) set.add(r.event_id);
+        else claimedBy.set(r.handler, new Set([r.event_id]));
+      }
       const pendingEmits: EmittedEvent[] = [];
       const redisBatch = this.deps.redis.pipeline();
-      const memo = new Map<string, Promise<unknown>>();
       const stats = new Map<string, { at: string; delta: PlatformStatsDelta }>();
       const notifications: { userId: string; kind: string; eventId: string; title: string; body: object }[] = [];
-      const ctx: HandlerContext = {
-        tx,
-        redis: this.deps.redis,
-        redisBatch,
-        memo: <T>(key: string, load: () => Promise<T>) => {
-          if (!memo.has(key)) memo.set(key, load());
-          return memo.get(key) as Promise<T>;
-        },
-        settings: this.deps.settings,
-        logger: this.deps.logger,
-        emit: async (event: EmittedEvent) => {
-          eventRegistry.validate(event.type, event.payload);
-          pendingEmits.push(event);
-        },
-        batch: events.filter((e) => claimed.has(e.id)) as unknown as HandledEvent[],
-        notify: (n) => void notifications.push(n),
-        countForPlatform: (platform, at, delta) => {
-          const cur = stats.get(platform) ?? { at, delta: {} };
-          for (const [k, v] of Object.entries(delta) as [keyof PlatformStatsDelta, number][]) cur.delta[k] = (cur.delta[k] ?? 0) + v;
-          if (at > cur.at) cur.at = at;
-          stats.set(platform, cur);
-        },
-      };
-      for (const e of events) {
-        if (!claimed.has(e.id)) continue;
-        await handler.handle(e as unknown as HandledEvent, ctx);
+      for (const { handler, events } of units) {
+        const claimed = claimedBy.get(handler.name) ?? new Set<string>();
+        // Per handler: its memo and its batch (two handlers may memoise the same key with different meanings).
+        const memo = new Map<string, Promise<unknown>>();
+        const ctx: HandlerContext = {
+          tx,
+          redis: this.deps.redis,
+          redisBatch,
+          memo: <T>(key: string, load: () => Promise<T>) => {
+            if (!memo.has(key)) memo.set(key, load());
+            return memo.get(key) as Promise<T>;
+          },
+          settings: this.deps.settings,
+          logger: this.deps.logger,
+          emit: async (event: EmittedEvent) => {
+            eventRegistry.validate(event.type, event.payload);
+            pendingEmits.push(event);
+          },
+          batch: events.filter((e) => claimed.has(e.id)) as unknown as HandledEvent[],
+          notify: (n) => void notifications.push(n),
+          countForPlatform: (platform, at, delta) => {
+            const cur = stats.get(platform) ?? { at, delta: {} };
+            for (const [k, v] of Object.entries(delta) as [keyof PlatformStatsDelta, number][]) cur.delta[k] = (cur.delta[k] ?? 0) + v;
+            if (at > cur.at) cur.at = at;
+            stats.set(platform, cur);
+          },
+        };
+        for (const e of events) {
+          if (!claimed.has(e.id)) continue;
+          await handler.handle(e as unknown as HandledEvent, ctx);
+        }
       }
       // Locks are taken at the end and in a fixed order (streams, then platforms, each sorted), the
       // same order producers use, so concurrent handler batches cannot deadlock each other.
@@ -165,7 +201,7 @@ export class HandlerRunner {
           UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'retried successfully')
           WHERE id = ${retryOf} AND status <> 'resolved'`);
       }
-      return claimed.size;
+      return units.map((u) => claimedBy.get(u.handler.name)?.size ?? 0);
     });
     if (emitted.length) {
       await this.deps.publisher.publish(emitted).catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'enqueue of emitted events failed; the relay will deliver them'));

@@ -16,6 +16,7 @@ export function signBody(secret: string, body: string): string {
 export const AlertNotificationHandler: EventHandler = {
   name: 'AlertNotificationHandler',
   handledTypes: ['AlertTriggered'],
+  isolated: true,
   async handle(e, ctx) {
     if (e.type !== 'AlertTriggered') return;
     const p = e.payload;

@@ -11,6 +11,9 @@ import { flushPlatformStats } from './alerting.js';
 import { defineTicketCacheCommand } from './ticketCache.js';
 import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerSettings, PlatformStatsDelta } from './Handler.js';
 
+/** Batches at least this large run their (non-isolated) handlers in one shared transaction. */
+export const SHARED_TRANSACTION_MIN_EVENTS = 200;
+
 export interface FailedEvent {
   eventId: string;
   error: Error;
@@ -93,7 +96,9 @@ export class HandlerRunner {
     const units = handlers.map((handler) => ({ handler, events: loaded.filter((e) => (handler.handledTypes as readonly string[]).includes(e.type)) }));
     for (const u of units) if (u.events.length === 0) results.set(u.handler.name, { processed: 0, skipped: loaded.length, failed: [] });
     const busy = units.filter((u) => u.events.length > 0);
-    const shared = busy.filter((u) => !u.handler.isolated);
+    // Small batches (a quiet system) run their handlers concurrently, each in its own transaction:
+    // lower latency. Large ones (a busy system) share one: fewer round trips per event.
+    const shared = loaded.length >= SHARED_TRANSACTION_MIN_EVENTS ? busy.filter((u) => !u.handler.isolated) : [];
     const alone = shared.length > 1 ? busy.filter((u) => u.handler.isolated) : busy;
     const runAlone = (u: (typeof units)[number]) => this.runEvents(u.handler, u.events).then((r) => void results.set(u.handler.name, r));
     await Promise.all([

@@ -51,26 +51,33 @@ export class ProjectionRunner {
 
   async catchUp(projection: Projection<any>, streams: readonly string[], options: { retryOf?: number } = {}): Promise<CatchUpResult> {
     const sorted = [...new Set(streams)].sort();
-    return this.pool.transaction(async (tx) => {
-      // FOR SHARE: a rebuild's switch-over takes this row FOR UPDATE, so live work and the switch never interleave.
-      const generation = await tx.maybeOneFirst(sql.type(z.object({ generation: z.number() }))`
-        SELECT generation FROM event_projections WHERE name = ${projection.name} FOR SHARE`);
-      if (generation === null) throw new Error(`projection ${projection.name} is not registered`);
-      return this.catchUpIn(tx, projection, generation, projection.table, sorted, options);
-    });
+    // The current generation is read (FOR SHARE) in the statement that locks the checkpoints.
+    return this.pool.transaction((tx) => this.catchUpIn(tx, projection, 'current', projection.table, sorted, options));
   }
 
-  /** The catch-up body, inside a caller's transaction (also used by a rebuild's final switch-over). */
-  async catchUpIn(tx: CommonQueryMethods, projection: Projection<any>, generation: number, table: string, sorted: readonly string[], options: { retryOf?: number } = {}): Promise<CatchUpResult> {
+  /**
+   * The catch-up body, inside a caller's transaction (also used by a rebuild's final switch-over with
+   * its own generation). With `'current'`, the projection's generation is read FOR SHARE: a rebuild's
+   * switch-over takes that row FOR UPDATE, so live work and the switch never interleave.
+   */
+  async catchUpIn(tx: CommonQueryMethods, projection: Projection<any>, generationOrCurrent: number | 'current', table: string, sorted: readonly string[], options: { retryOf?: number } = {}): Promise<CatchUpResult> {
     const result: CatchUpResult = { applied: 0, streams: 0, poisoned: [], parkedSkipped: [] };
+    if (sorted.length === 0) return result;
+    const generationSql =
+      generationOrCurrent === 'current'
+        ? sql.fragment`(SELECT generation FROM event_projections WHERE name = ${projection.name} FOR SHARE)`
+        : sql.fragment`(SELECT ${generationOrCurrent}::int4 AS generation)`;
     // Creates missing checkpoints and locks all of them in one statement: ON CONFLICT DO UPDATE locks
     // and returns an existing row even when another transaction committed it a moment ago (a plain
     // SELECT ... FOR UPDATE in the same statement would not see it). Rows are locked in sorted order.
     const checkpoints = (await tx.any(sql.unsafe`
+      WITH g AS ${generationSql}
       INSERT INTO projection_checkpoints AS c (projection, generation, stream_id)
-      SELECT ${projection.name}, ${generation}, s FROM unnest(${sql.array(sorted, 'text')}::text[]) AS s ORDER BY s
+      SELECT ${projection.name}, g.generation, s FROM g, unnest(${sql.array(sorted, 'text')}::text[]) AS s ORDER BY s
       ON CONFLICT (projection, generation, stream_id) DO UPDATE SET version = c.version
-      RETURNING c.stream_id, c.version, c.parked`)) as readonly z.infer<typeof CheckpointRow>[];
+      RETURNING c.stream_id, c.version, c.parked, c.generation`)) as readonly (z.infer<typeof CheckpointRow> & { generation: number })[];
+    if (checkpoints.length === 0) throw new Error(`projection ${projection.name} is not registered`);
+    const generation = checkpoints[0]!.generation;
     const active = checkpoints.filter((c) => !c.parked);
     result.parkedSkipped = checkpoints.filter((c) => c.parked).map((c) => c.stream_id);
     if (active.length === 0) return result;

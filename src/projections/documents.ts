@@ -5,19 +5,21 @@ import type { DocAccess } from './Projection.js';
 const DocRow = z.object({ id: z.string(), doc: z.unknown() });
 
 /**
- * Loads and locks the documents a batch touches. Missing documents get a placeholder row first so that
- * two transactions creating the same shared document (e.g. one platform's stats) serialise on it
- * instead of overwriting each other. Keys are locked in sorted order to avoid deadlocks.
+ * Loads and locks the documents a batch touches, in one statement. Missing documents get a placeholder
+ * row so that two transactions creating the same shared document (e.g. one platform's stats) serialise
+ * on it instead of overwriting each other; ON CONFLICT DO UPDATE locks and returns an existing row even
+ * when another transaction committed it a moment ago. Keys are locked in sorted order (no deadlocks).
  */
 export async function lockDocuments(db: CommonQueryMethods, table: string, keys: readonly string[]): Promise<Map<string, unknown>> {
   const sorted = [...new Set(keys)].sort();
   const docs = new Map<string, unknown>();
   if (sorted.length === 0) return docs;
   const t = sql.identifier([table]);
-  await db.query(sql.unsafe`
-    INSERT INTO ${t} (id, doc, last_position)
-    SELECT k, 'null'::jsonb, 0 FROM unnest(${sql.array(sorted, 'text')}::text[]) AS k ON CONFLICT (id) DO NOTHING`);
-  const rows = (await db.any(sql.unsafe`SELECT id, doc FROM ${t} WHERE id = ANY(${sql.array(sorted, 'text')}) ORDER BY id FOR UPDATE`)) as readonly z.infer<typeof DocRow>[];
+  const rows = (await db.any(sql.unsafe`
+    INSERT INTO ${t} AS d (id, doc, last_position)
+    SELECT k, 'null'::jsonb, 0 FROM unnest(${sql.array(sorted, 'text')}::text[]) AS k ORDER BY k
+    ON CONFLICT (id) DO UPDATE SET last_position = d.last_position
+    RETURNING d.id, d.doc`)) as readonly z.infer<typeof DocRow>[];
   for (const r of rows) if (r.doc !== null) docs.set(r.id, r.doc);
   return docs;
 }

@@ -13,7 +13,8 @@ import type { HandlerBatchResult, HandlerRunner } from '../handlers/HandlerRunne
 import type { Projection } from '../projections/Projection.js';
 import type { ProjectionRunner } from '../projections/ProjectionRunner.js';
 import type { Container } from './container.js';
-import { countConsumerRun, instrumentJob } from './metrics.js';
+import { poisonFailure } from './JobFailure.js';
+import { countConsumerRun } from './metrics.js';
 
 /** What one consumer left undone in a batch job; it becomes that consumer's own job. */
 interface Leftover {
@@ -22,8 +23,6 @@ interface Leftover {
   keys: string[];
   error: Error;
 }
-
-class ConsumerFailed extends Error {}
 
 /**
  * Runs batch jobs (see `HandlerBatchJobData`): every consumer of the batch, concurrently, each in its
@@ -74,25 +73,16 @@ export class BatchJobRunner {
       Object.entries(job.data.streams).map(async ([name, streams]): Promise<Leftover | null> => {
         const projection = this.projections.get(name);
         if (!projection) return { consumer: name, keys: streams, error: new Error(`unknown projection ${name}`) };
+        const t0 = performance.now();
+        let leftover: Leftover | null = null;
         try {
-          await instrumentJob(name, 'projection', async () => {
-            const result = await this.projectionRunner.catchUp(projection, streams);
-            if (result.poisoned.length) {
-              const first = result.poisoned[0]!;
-              const message = `${name} could not apply event ${first.eventId} (stream ${first.streamId} v${first.version}): ${first.error.message}`;
-              throw Object.assign(new ConsumerFailed(message), { streams: result.poisoned.map((p) => p.streamId), cause: first.error });
-            }
-          });
-          return null;
+          const result = await this.projectionRunner.catchUp(projection, streams);
+          if (result.poisoned.length) leftover = { consumer: name, keys: result.poisoned.map((p) => p.streamId), error: poisonFailure(name, result.poisoned[0]!) };
         } catch (error) {
-          const poisoned = error as { streams?: string[]; cause?: Error; message: string };
-          if (poisoned.streams) {
-            const e = new Error(poisoned.message);
-            if (poisoned.cause?.stack) e.stack = `${poisoned.message}\n${poisoned.cause.stack.split('\n').slice(1).join('\n')}`;
-            return { consumer: name, keys: poisoned.streams, error: e };
-          }
-          return { consumer: name, keys: streams, error: asError(error) };
+          leftover = { consumer: name, keys: streams, error: asError(error) };
         }
+        countConsumerRun(name, 'projection', leftover === null, (performance.now() - t0) / 1000);
+        return leftover;
       }),
     );
     const owed = leftovers.filter((l): l is Leftover => l !== null && l.keys.length > 0);

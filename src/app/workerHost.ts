@@ -4,6 +4,7 @@ import { isBatchJob, QUEUE_NAMES, type HandlerBatchJobData, type HandlerJobData,
 import { HandlerRunner } from '../handlers/HandlerRunner.js';
 import { ProjectionRunner } from '../projections/ProjectionRunner.js';
 import { BatchJobRunner } from './batchJobs.js';
+import { JobFailure, poisonFailure } from './JobFailure.js';
 import type { Container } from './container.js';
 import { instrumentJob } from './metrics.js';
 import { workerConnectionOptions } from './redis.js';
@@ -19,12 +20,7 @@ export interface WorkerHost {
   close(graceMs?: number): Promise<{ timedOut: boolean }>;
 }
 
-export class JobFailure extends Error {
-  constructor(message: string, stack?: string) {
-    super(message);
-    if (stack) this.stack = `${message}\n${stack.split('\n').slice(1).join('\n')}`;
-  }
-}
+export { JobFailure } from './JobFailure.js';
 
 /** Starts the BullMQ workers (and the relay) for the requested roles in this process. */
 export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]): Promise<WorkerHost> {
@@ -111,8 +107,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
           const result = await projectionRunner.catchUp(projection, data.streams, { retryOf: data.retryOf });
           if (result.poisoned.length) {
             await job.updateData({ ...data, streams: result.poisoned.map((p) => p.streamId) });
-            const first = result.poisoned[0]!;
-            throw new JobFailure(`${projection.name} could not apply event ${first.eventId} (stream ${first.streamId} v${first.version}): ${first.error.message}`, first.error.stack);
+            throw poisonFailure(projection.name, result.poisoned[0]!);
           }
           return { applied: result.applied, streams: result.streams, parkedSkipped: result.parkedSkipped.length };
         });

@@ -27,7 +27,6 @@ export class JobPublisher {
     return this.routes;
   }
 
-
   /**
    * Enqueues the jobs for these events: per chunk of JOB_BATCH_SIZE events, one batch job for all the
    * handlers that handle any of them and one for all the projections. Throws if Redis does not take

@@ -69,25 +69,26 @@ export class BatchJobRunner {
   }
 
   async runProjections(job: Job<ProjectionBatchJobData>): Promise<{ consumers: number; handedOver: number }> {
-    const leftovers = await Promise.all(
-      Object.entries(job.data.streams).map(async ([name, streams]): Promise<Leftover | null> => {
-        const projection = this.projections.get(name);
-        if (!projection) return { consumer: name, keys: streams, error: new Error(`unknown projection ${name}`) };
-        const t0 = performance.now();
-        let leftover: Leftover | null = null;
-        try {
-          const result = await this.projectionRunner.catchUp(projection, streams);
-          if (result.poisoned.length) leftover = { consumer: name, keys: result.poisoned.map((p) => p.streamId), error: poisonFailure(name, result.poisoned[0]!) };
-        } catch (error) {
-          leftover = { consumer: name, keys: streams, error: asError(error) };
-        }
-        countConsumerRun(name, 'projection', leftover === null, (performance.now() - t0) / 1000);
-        return leftover;
-      }),
-    );
-    const owed = leftovers.filter((l): l is Leftover => l !== null && l.keys.length > 0);
+    const t0 = performance.now();
+    const entries = Object.entries(job.data.streams);
+    const leftovers: Leftover[] = entries.filter(([name]) => !this.projections.has(name)).map(([name, keys]) => ({ consumer: name, keys, error: new Error(`unknown projection ${name}`) }));
+    const work = entries.flatMap(([name, streams]) => {
+      const projection = this.projections.get(name);
+      return projection ? [{ projection, streams }] : [];
+    });
+    const results = await this.projectionRunner.catchUpMany(work);
+    const seconds = (performance.now() - t0) / 1000;
+    for (const { projection, streams } of work) {
+      const r = results.get(projection.name)!;
+      let leftover: Leftover | null = null;
+      if (r instanceof Error) leftover = { consumer: projection.name, keys: [...streams], error: r };
+      else if (r.poisoned.length) leftover = { consumer: projection.name, keys: r.poisoned.map((p) => p.streamId), error: poisonFailure(projection.name, r.poisoned[0]!) };
+      countConsumerRun(projection.name, 'projection', leftover === null, seconds);
+      if (leftover) leftovers.push(leftover);
+    }
+    const owed = leftovers.filter((l) => l.keys.length > 0);
     for (const l of owed) await this.handOver(job, 'projection', l);
-    return { consumers: Object.keys(job.data.streams).length, handedOver: owed.length };
+    return { consumers: entries.length, handedOver: owed.length };
   }
 
   /**

@@ -3,10 +3,23 @@ import { z } from 'zod';
 import { rowToEvent, type StoredEvent, type StoredEventRowType, type Upcaster } from '../eventStore/types.js';
 
 export { rowToEvent };
-import { documentWrites, DocumentWorkingSet, lockDocuments } from './documents.js';
+import { documentWrites, DocumentWorkingSet, lockDocumentsMany } from './documents.js';
 import type { ProjectedEvent, Projection } from './Projection.js';
 
-const CheckpointRow = z.object({ stream_id: z.string(), version: z.number(), parked: z.boolean() });
+interface CheckpointRowType {
+  projection: string;
+  stream_id: string;
+  version: number;
+  parked: boolean;
+  generation: number;
+}
+
+interface CatchUpItem {
+  projection: Projection<any>;
+  table: string;
+  /** Sorted, without duplicates. */
+  streams: readonly string[];
+}
 
 export interface PoisonedStream {
   streamId: string;
@@ -52,102 +65,165 @@ export class ProjectionRunner {
   async catchUp(projection: Projection<any>, streams: readonly string[], options: { retryOf?: number } = {}): Promise<CatchUpResult> {
     const sorted = [...new Set(streams)].sort();
     // The current generation is read (FOR SHARE) in the statement that locks the checkpoints.
-    return this.pool.transaction((tx) => this.catchUpIn(tx, projection, 'current', projection.table, sorted, options));
+    return this.pool.transaction(async (tx) => (await this.catchUpSet(tx, [{ projection, table: projection.table, streams: sorted }], 'current', options.retryOf))[0]!);
   }
 
   /**
-   * The catch-up body, inside a caller's transaction (also used by a rebuild's final switch-over with
-   * its own generation). With `'current'`, the projection's generation is read FOR SHARE: a rebuild's
+   * Catches up several projections, each over its own streams, in one transaction and four statements
+   * (checkpoints, events, documents, writes) however many projections there are: what a batch job
+   * does. If that transaction fails, each projection is caught up alone, so one projection's failure
+   * is its own. Results (or the error) by projection name.
+   */
+  async catchUpMany(work: readonly { projection: Projection<any>; streams: readonly string[] }[]): Promise<Map<string, CatchUpResult | Error>> {
+    const items = [...work]
+      .sort((a, b) => (a.projection.name < b.projection.name ? -1 : 1))
+      .map((w) => ({ projection: w.projection, table: w.projection.table, streams: [...new Set(w.streams)].sort() }));
+    const out = new Map<string, CatchUpResult | Error>();
+    // Two projections writing one table cannot share the statements (a row written twice in one statement).
+    const distinctTables = new Set(items.map((i) => i.table)).size === items.length;
+    if (items.length > 1 && distinctTables) {
+      try {
+        const results = await this.pool.transaction((tx) => this.catchUpSet(tx, items, 'current'));
+        items.forEach((it, k) => out.set(it.projection.name, results[k]!));
+        return out;
+      } catch {
+        // Fall through: alone, each projection either succeeds or reports its own error.
+      }
+    }
+    await Promise.all(
+      items.map((it) =>
+        this.catchUp(it.projection, it.streams).then(
+          (r) => void out.set(it.projection.name, r),
+          (e: unknown) => void out.set(it.projection.name, e instanceof Error ? e : new Error(String(e))),
+        ),
+      ),
+    );
+    return out;
+  }
+
+  /**
+   * The catch-up body, inside a caller's transaction (also used by a rebuild, with its own generation
+   * and table). With `'current'`, the projection's generation is read FOR SHARE: a rebuild's
    * switch-over takes that row FOR UPDATE, so live work and the switch never interleave.
    */
   async catchUpIn(tx: CommonQueryMethods, projection: Projection<any>, generationOrCurrent: number | 'current', table: string, sorted: readonly string[], options: { retryOf?: number } = {}): Promise<CatchUpResult> {
-    const result: CatchUpResult = { applied: 0, streams: 0, poisoned: [], parkedSkipped: [] };
-    if (sorted.length === 0) return result;
+    return (await this.catchUpSet(tx, [{ projection, table, streams: sorted }], generationOrCurrent, options.retryOf))[0]!;
+  }
+
+  private async catchUpSet(tx: CommonQueryMethods, items: readonly CatchUpItem[], generationOrCurrent: number | 'current', retryOf?: number): Promise<CatchUpResult[]> {
+    const results = items.map((): CatchUpResult => ({ applied: 0, streams: 0, poisoned: [], parkedSkipped: [] }));
+    const pairs = items.flatMap((it) => it.streams.map((s) => [it.projection.name, s] as const));
+    if (pairs.length === 0) return results;
+    const names = items.map((it) => it.projection.name);
     const generationSql =
       generationOrCurrent === 'current'
-        ? sql.fragment`(SELECT generation FROM event_projections WHERE name = ${projection.name} FOR SHARE)`
-        : sql.fragment`(SELECT ${generationOrCurrent}::int4 AS generation)`;
+        ? sql.fragment`SELECT name, generation FROM event_projections WHERE name = ANY(${sql.array(names, 'text')}) ORDER BY name FOR SHARE`
+        : sql.fragment`SELECT name, ${generationOrCurrent}::int4 AS generation FROM unnest(${sql.array(names, 'text')}::text[]) AS name`;
     // Creates missing checkpoints and locks all of them in one statement: ON CONFLICT DO UPDATE locks
     // and returns an existing row even when another transaction committed it a moment ago (a plain
-    // SELECT ... FOR UPDATE in the same statement would not see it). Rows are locked in sorted order.
+    // SELECT ... FOR UPDATE in the same statement would not see it). Rows are locked in (projection,
+    // stream) order, the order every catch-up uses.
     const checkpoints = (await tx.any(sql.unsafe`
-      WITH g AS ${generationSql}
+      WITH g AS (${generationSql})
       INSERT INTO projection_checkpoints AS c (projection, generation, stream_id)
-      SELECT ${projection.name}, g.generation, s FROM g, unnest(${sql.array(sorted, 'text')}::text[]) AS s ORDER BY s
+      SELECT u.p, g.generation, u.s FROM unnest(${sql.array(pairs.map((p) => p[0]), 'text')}::text[], ${sql.array(pairs.map((p) => p[1]), 'text')}::text[]) AS u(p, s)
+      JOIN g ON g.name = u.p ORDER BY u.p, u.s
       ON CONFLICT (projection, generation, stream_id) DO UPDATE SET version = c.version
-      RETURNING c.stream_id, c.version, c.parked, c.generation`)) as readonly (z.infer<typeof CheckpointRow> & { generation: number })[];
-    if (checkpoints.length === 0) throw new Error(`projection ${projection.name} is not registered`);
-    const generation = checkpoints[0]!.generation;
-    const active = checkpoints.filter((c) => !c.parked);
-    result.parkedSkipped = checkpoints.filter((c) => c.parked).map((c) => c.stream_id);
-    if (active.length === 0) return result;
+      RETURNING c.projection, c.stream_id, c.version, c.parked, c.generation`)) as readonly CheckpointRowType[];
+    const byProjection = new Map<string, CheckpointRowType[]>();
+    for (const c of checkpoints) byProjection.set(c.projection, [...(byProjection.get(c.projection) ?? []), c]);
+    for (const n of names) if (!byProjection.has(n)) throw new Error(`projection ${n} is not registered`);
 
+    // One read for all: every stream after the lowest checkpoint any projection has on it; each
+    // projection then takes its own types after its own checkpoint.
+    const from = new Map<string, number>();
+    items.forEach((it, k) => {
+      for (const c of byProjection.get(it.projection.name)!) {
+        if (c.parked) results[k]!.parkedSkipped.push(c.stream_id);
+        else from.set(c.stream_id, Math.min(from.get(c.stream_id) ?? Infinity, c.version));
+      }
+    });
+    if (from.size === 0) return results;
+    const types = [...new Set(items.flatMap((it) => it.projection.handledTypes))];
     // Hot path: our own rows with a fixed column list (validated when written); no per-row zod parse.
     const rows = (await tx.any(sql.unsafe`
       SELECT e.id, e.stream_id, e.stream_type, e.version, e.event_type, e.schema_version, e.payload, e.metadata,
              e.global_position, e.transaction_id::text AS transaction_id, e.occurred_at, e.recorded_at
-      FROM ${sql.unnest(active.map((c) => [c.stream_id, c.version]), ['text', 'int4'])} AS c(stream_id, version)
+      FROM ${sql.unnest([...from], ['text', 'int4'])} AS c(stream_id, version)
       JOIN event_store e ON e.stream_id = c.stream_id AND e.version > c.version
-      WHERE e.event_type = ANY(${sql.array([...projection.handledTypes], 'text')})
+      WHERE e.event_type = ANY(${sql.array(types, 'text')})
       ORDER BY e.stream_id, e.version`)) as readonly StoredEventRowType[];
-    if (rows.length === 0) return result;
+    if (rows.length === 0) return results;
     const events = rows.map((r) => toProjected(rowToEvent(r, this.upcast)));
 
-    const byStream = new Map<string, ProjectedEvent[]>();
-    for (const e of events) {
-      const list = byStream.get(e.streamId);
-      if (list) list.push(e);
-      else byStream.set(e.streamId, [e]);
-    }
-    const keys = new Set<string>();
-    for (const e of events) for (const k of projection.keysOf(e)) keys.add(k);
-    const lockedKeys = [...keys];
-    const working = new DocumentWorkingSet(await lockDocuments(tx, table, lockedKeys));
-
-    const advanced: [string, number, number][] = [];
-    for (const [streamId, list] of byStream) {
-      let last: ProjectedEvent | undefined;
-      for (const e of list) {
-        try {
-          // One copy-on-write unit per event: a throwing event leaves no trace, the ones before it stay.
-          working.foldStream((docs, setPosition) => {
-            projection.apply(e, docs);
-            setPosition(e.globalPosition);
-          });
-        } catch (error) {
-          // A poison event stops only this stream (parked after its retries); the others in the batch commit.
-          result.poisoned.push({ streamId, eventId: e.id, version: e.version, error: error instanceof Error ? error : new Error(String(error)) });
-          break;
-        }
-        last = e;
-        result.applied++;
+    // Per projection: its events by stream (after its checkpoint) and the documents they touch.
+    const plans = items.map((it) => {
+      const after = new Map(byProjection.get(it.projection.name)!.filter((c) => !c.parked).map((c) => [c.stream_id, c.version]));
+      const byStream = new Map<string, ProjectedEvent[]>();
+      const keys = new Set<string>();
+      for (const e of events) {
+        const v = after.get(e.streamId);
+        if (v === undefined || e.version <= v || !it.projection.handles(e.type)) continue;
+        const list = byStream.get(e.streamId);
+        if (list) list.push(e);
+        else byStream.set(e.streamId, [e]);
+        for (const key of it.projection.keysOf(e)) keys.add(key);
       }
-      if (last) advanced.push([streamId, last.version, last.globalPosition]);
+      return { it, byStream, keys: [...keys] };
+    });
+    const loaded = await lockDocumentsMany(tx, plans.map((p) => ({ table: p.it.table, keys: p.keys })));
+
+    const writes: ReturnType<typeof sql.fragment>[] = [];
+    const advanced: [string, string, number, number, number][] = [];
+    plans.forEach((plan, k) => {
+      const result = results[k]!;
+      const projection = plan.it.projection;
+      const generation = byProjection.get(projection.name)![0]!.generation;
+      const working = new DocumentWorkingSet(loaded[k]!);
+      for (const [streamId, list] of plan.byStream) {
+        let last: ProjectedEvent | undefined;
+        for (const e of list) {
+          try {
+            // One copy-on-write unit per event: a throwing event leaves no trace, the ones before it stay.
+            working.foldStream((docs, setPosition) => {
+              projection.apply(e, docs);
+              setPosition(e.globalPosition);
+            });
+          } catch (error) {
+            // A poison event stops only this stream (parked after its retries); the others in the batch commit.
+            result.poisoned.push({ streamId, eventId: e.id, version: e.version, error: error instanceof Error ? error : new Error(String(error)) });
+            break;
+          }
+          last = e;
+          result.applied++;
+        }
+        if (last) {
+          advanced.push([projection.name, streamId, generation, last.version, last.globalPosition]);
+          result.streams++;
+        }
+      }
+      const docs = documentWrites(plan.it.table, working.changes, plan.keys);
+      if (docs.upsert) writes.push(docs.upsert);
+      if (docs.cleanup) writes.push(docs.cleanup);
+    });
+    if (advanced.length) {
+      writes.push(sql.fragment`
+        UPDATE projection_checkpoints c SET version = u.version, global_position = u.pos, updated_at = now()
+        FROM ${sql.unnest(advanced, ['text', 'text', 'int4', 'int4', 'int8'])} AS u(projection, stream_id, generation, version, pos)
+        WHERE c.projection = u.projection AND c.generation = u.generation AND c.stream_id = u.stream_id`);
     }
-    result.streams = advanced.length;
-    // Documents, checkpoints and (for a retry) the failure row in one statement: one round trip.
-    const docs = documentWrites(table, working.changes, lockedKeys);
-    const writes = [
-      docs.upsert,
-      docs.cleanup,
-      advanced.length
-        ? sql.fragment`
-          UPDATE projection_checkpoints c SET version = u.version, global_position = u.pos, updated_at = now()
-          FROM ${sql.unnest(advanced, ['text', 'int4', 'int8'])} AS u(stream_id, version, pos)
-          WHERE c.projection = ${projection.name} AND c.generation = ${generation} AND c.stream_id = u.stream_id`
-        : null,
-      options.retryOf !== undefined && result.poisoned.length === 0
-        ? sql.fragment`
-          UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'retried successfully')
-          WHERE id = ${options.retryOf} AND status <> 'resolved'`
-        : null,
-    ].filter((w) => w !== null);
+    if (retryOf !== undefined && results.every((r) => r.poisoned.length === 0)) {
+      writes.push(sql.fragment`
+        UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'retried successfully')
+        WHERE id = ${retryOf} AND status <> 'resolved'`);
+    }
+    // Documents, checkpoints and (for a retry) the failure row of every projection in one statement.
     if (writes.length) {
       await tx.query(sql.unsafe`
         WITH ${sql.join(writes.map((w, i) => sql.fragment`${sql.identifier([`w${i}`])} AS (${w})`), sql.fragment`, `)}
         SELECT 1`);
     }
-    return result;
+    return results;
   }
 
   /**
@@ -157,6 +233,12 @@ export class ProjectionRunner {
   async parkUnapplied(projection: Projection<any>, streams: readonly string[]): Promise<{ streamId: string; eventId: string }[]> {
     return this.pool.transaction(async (tx) => {
       const generation = await tx.oneFirst(sql.type(z.object({ generation: z.number() }))`SELECT generation FROM event_projections WHERE name = ${projection.name}`);
+      // A job that failed before its first commit on a stream left no checkpoint: create it, or the
+      // stream's events would be neither parked nor recorded.
+      await tx.query(sql.unsafe`
+        INSERT INTO projection_checkpoints (projection, generation, stream_id)
+        SELECT ${projection.name}, ${generation}, s FROM unnest(${sql.array([...new Set(streams)].sort(), 'text')}::text[]) AS s
+        ON CONFLICT DO NOTHING`);
       const rows = await tx.any(sql.type(z.object({ stream_id: z.string(), event_id: z.string() }))`
         SELECT c.stream_id, first.id AS event_id
         FROM projection_checkpoints c

@@ -11,17 +11,29 @@ const DocRow = z.object({ id: z.string(), doc: z.unknown() });
  * when another transaction committed it a moment ago. Keys are locked in sorted order (no deadlocks).
  */
 export async function lockDocuments(db: CommonQueryMethods, table: string, keys: readonly string[]): Promise<Map<string, unknown>> {
-  const sorted = [...new Set(keys)].sort();
-  const docs = new Map<string, unknown>();
-  if (sorted.length === 0) return docs;
-  const t = sql.identifier([table]);
+  return (await lockDocumentsMany(db, [{ table, keys }]))[0]!;
+}
+
+/** `lockDocuments` for several tables (distinct), in one statement; maps in the order given. */
+export async function lockDocumentsMany(db: CommonQueryMethods, sets: readonly { table: string; keys: readonly string[] }[]): Promise<Map<string, unknown>[]> {
+  const out = sets.map(() => new Map<string, unknown>());
+  const parts = sets
+    .map((s, i) => ({ i, t: sql.identifier([s.table]), sorted: [...new Set(s.keys)].sort() }))
+    .filter((p) => p.sorted.length > 0)
+    .map(
+      (p) => sql.fragment`${sql.identifier([`l${p.i}`])} AS (
+        INSERT INTO ${p.t} AS d (id, doc, last_position)
+        SELECT k, 'null'::jsonb, 0 FROM unnest(${sql.array(p.sorted, 'text')}::text[]) AS k ORDER BY k
+        ON CONFLICT (id) DO UPDATE SET last_position = d.last_position
+        RETURNING ${p.i}::int4 AS i, d.id, d.doc)`,
+    );
+  if (parts.length === 0) return out;
+  const selects = sets.map((_, i) => i).filter((i) => sets[i]!.keys.length > 0).map((i) => sql.fragment`SELECT * FROM ${sql.identifier([`l${i}`])}`);
   const rows = (await db.any(sql.unsafe`
-    INSERT INTO ${t} AS d (id, doc, last_position)
-    SELECT k, 'null'::jsonb, 0 FROM unnest(${sql.array(sorted, 'text')}::text[]) AS k ORDER BY k
-    ON CONFLICT (id) DO UPDATE SET last_position = d.last_position
-    RETURNING d.id, d.doc`)) as readonly z.infer<typeof DocRow>[];
-  for (const r of rows) if (r.doc !== null) docs.set(r.id, r.doc);
-  return docs;
+    WITH ${sql.join(parts, sql.fragment`, `)}
+    ${sql.join(selects, sql.fragment` UNION ALL `)}`)) as readonly (z.infer<typeof DocRow> & { i: number })[];
+  for (const r of rows) if (r.doc !== null) out[r.i]!.set(r.id, r.doc);
+  return out;
 }
 
 /**

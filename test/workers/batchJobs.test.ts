@@ -6,6 +6,7 @@ import { startWorkerHost, type WorkerHost } from '../../src/app/workerHost.js';
 import { sampleEvent } from '../../src/domain/index.js';
 import type { EventHandler } from '../../src/handlers/Handler.js';
 import { SHARED_TRANSACTION_MIN_EVENTS } from '../../src/handlers/HandlerRunner.js';
+import { defineProjection, TicketReadModelProjection } from '../../src/projections/index.js';
 import { idle, queueCounts, testContainer } from '../support/app.js';
 import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
 
@@ -27,6 +28,22 @@ const Picky: EventHandler = {
   },
 };
 
+// A projection that cannot even say which documents an event touches: its catch-up throws before
+// folding, which fails the shared projection transaction of the batch as a whole.
+const BrokenKeys = defineProjection<{ seen: number }>({
+  name: 'BrokenKeysProjection',
+  version: 1,
+  table: 'purchase_read_models',
+  handledTypes: ['TicketDiscovered'],
+  keysOf(e) {
+    if (e.type === 'TicketDiscovered' && e.payload.ticketId === 'poison-keys') throw new Error('keysOf refuses the poison ticket');
+    return [`bk-${e.streamId}`];
+  },
+  apply(e, docs) {
+    docs.set(`bk-${e.streamId}`, { seen: e.version });
+  },
+});
+
 let db: TestDb;
 let c: Container;
 let host: WorkerHost;
@@ -34,8 +51,8 @@ const n = z.object({ n: z.number() });
 
 beforeAll(async () => {
   db = await createTestDb('batchjobs');
-  c = await testContainer({ DATABASE_URL: db.url, QUEUE_PREFIX: testPrefix('batchjobs'), JOB_ATTEMPTS: '2', JOB_BACKOFF_MS: '100' }, { handlers: [Healthy, Picky], projections: [] });
-  host = await startWorkerHost(c, ['handlers', 'relay']);
+  c = await testContainer({ DATABASE_URL: db.url, QUEUE_PREFIX: testPrefix('batchjobs'), JOB_ATTEMPTS: '2', JOB_BACKOFF_MS: '100' }, { handlers: [Healthy, Picky], projections: [TicketReadModelProjection, BrokenKeys] });
+  host = await startWorkerHost(c, ['handlers', 'projections', 'relay']);
 });
 afterAll(async () => {
   await host?.close(5000);
@@ -64,5 +81,21 @@ describe('batch jobs', () => {
     expect(failure).toMatchObject({ consumer: 'PickyHandler', status: 'open', attempts: 2 });
     expect(failure!.error_message).toMatch(/poison/);
     expect(await c.failures.countOpen()).toBe(1);
+  });
+
+  it('a projection failing the shared projection transaction: the other projections of the batch still apply it in the same job', async () => {
+    const tickets = ['pk-a', 'poison-keys', 'pk-b'];
+    const stored = await c.bus.dispatchMany(tickets.map((ticketId) => ({ type: 'TicketDiscovered', payload: sampleEvent('TicketDiscovered', { ticketId }).payload })));
+    await waitFor(async () => (await c.failures.list()).find((f) => f.consumer === 'BrokenKeysProjection' && f.event_id === stored[1]!.id), { what: 'the projection failure row' });
+    await waitFor(async () => idle(await queueCounts(c)), { what: 'queues to drain' });
+    const ticketDocs = await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM ticket_read_models WHERE id = ANY(${sql.array(tickets, 'text')})`);
+    expect(ticketDocs).toBe(3);
+    // Applied by the batch job itself (alone, after the shared transaction failed), not handed over.
+    const jobs = await c.queues.projections.getJobs(['completed', 'failed', 'delayed', 'waiting', 'active'], 0, 1000);
+    expect(jobs.filter((j) => j.name === 'TicketReadModelProjection')).toHaveLength(0);
+    expect(jobs.filter((j) => j.name === 'BrokenKeysProjection').length).toBeGreaterThan(0);
+    // A catch-up that failed before any checkpoint existed still parks and records every stream it owed.
+    const recorded = (await c.failures.list()).filter((f) => f.consumer === 'BrokenKeysProjection').map((f) => f.event_id).sort();
+    expect(recorded).toEqual(stored.map((r) => r.id).sort());
   });
 });

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { eventRegistry } from '../domain/index.js';
+import { eventRegistry, type DomainEvent } from '../domain/index.js';
 import { FailureStore } from '../eventBus/FailureStore.js';
 import type { JobPublisher, OutboxEntry } from '../eventBus/JobPublisher.js';
 import type { PostgresEventStore } from '../eventStore/PostgresEventStore.js';
@@ -147,8 +147,8 @@ export class HandlerRunner {
           settings: this.deps.settings,
           logger: this.deps.logger,
           emit: async (event: EmittedEvent) => {
-            eventRegistry.validate(event.type, event.payload);
-            pendingEmits.push(event);
+            // Validated here, so a handler sees a bad event at the line that emits it; kept as parsed.
+            pendingEmits.push({ ...event, payload: eventRegistry.validate(event.type, event.payload).payload });
           },
           batch: events.filter((e) => claimed.has(e.id)) as unknown as HandledEvent[],
           notify: (n) => void notifications.push(n),
@@ -168,10 +168,9 @@ export class HandlerRunner {
       // same order producers use, so concurrent handler batches cannot deadlock each other.
       const byStream = new Map<string, { streamType: string; events: EmittedEvent[] }>();
       for (const ev of pendingEmits) {
-        const valid = eventRegistry.validate(ev.type, ev.payload);
-        const { streamId, streamType } = eventRegistry.streamOf(valid);
+        const { streamId, streamType } = eventRegistry.streamOf({ type: ev.type, payload: ev.payload } as DomainEvent);
         const entry = byStream.get(streamId) ?? { streamType, events: [] };
-        entry.events.push({ ...ev, payload: valid.payload });
+        entry.events.push(ev);
         byStream.set(streamId, entry);
       }
       if (byStream.size) {

@@ -51,7 +51,8 @@ export function documentWrites(table: string, changes: ReadonlyMap<string, { doc
     upsert: upserts.length
       ? sql.fragment`
         INSERT INTO ${t} (id, doc, last_position, updated_at)
-        SELECT id, doc, pos, now() FROM ${sql.unnest(upserts.map(([id, c]) => [id, JSON.stringify(c.doc), c.position]), ['text', 'jsonb', 'int8'])} AS u(id, doc, pos)
+        SELECT u.id, u.doc, u.pos, now()
+        FROM jsonb_to_recordset(${JSON.stringify(upserts.map(([id, c]) => ({ id, doc: c.doc, pos: c.position })))}::jsonb) AS u(id text, doc jsonb, pos int8)
         ON CONFLICT (id) DO UPDATE SET doc = EXCLUDED.doc, last_position = EXCLUDED.last_position, updated_at = now()`
       : null,
     cleanup: cleanup.length
@@ -93,9 +94,9 @@ export class DocumentWorkingSet {
     const access: DocAccess<D> = {
       get: (id) => {
         const l = local.get(id);
-        if (l) return l.doc === undefined ? undefined : structuredClone(l.doc);
+        if (l) return l.doc === undefined ? undefined : cloneJson(l.doc);
         const v = this.current(id) as D | undefined;
-        return v === undefined ? undefined : structuredClone(v);
+        return v === undefined ? undefined : cloneJson(v);
       },
       set: (id, doc) => void local.set(id, { doc }),
       delete: (id) => void local.set(id, { doc: undefined }),
@@ -103,4 +104,17 @@ export class DocumentWorkingSet {
     fold(access, (p) => (position = p));
     for (const [id, { doc }] of local) this.changes.set(id, { doc, position: Math.max(position, this.changes.get(id)?.position ?? 0) });
   }
+}
+
+/**
+ * Deep copy of a JSON document (what read-model documents are: they come from and go to jsonb).
+ * Several times faster than structuredClone, which was ~4 % of a worker's CPU: every event's fold
+ * takes a private copy of each document it touches.
+ */
+export function cloneJson<T>(v: T): T {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map(cloneJson) as T;
+  const out: Record<string, unknown> = {};
+  for (const k in v) out[k] = cloneJson((v as Record<string, unknown>)[k]);
+  return out as T;
 }

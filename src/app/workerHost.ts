@@ -54,7 +54,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
 
   const isFinal = (job: Job) => job.finishedOn != null || job.attemptsMade >= (job.opts.attempts ?? 1);
 
-  const batches = new BatchJobRunner(c, handlerRunner, projectionRunner);
+  const batches = new BatchJobRunner(c, handlerRunner, projectionRunner, roles.includes('handlers') && roles.includes('projections'));
   // A consumer's own job may continue from attempts spent in the batch job it was handed over from.
   const attemptsOf = (job: Job<{ attemptOffset?: number }>) => job.attemptsMade + (isBatchJob(job.data) ? 0 : job.data.attemptOffset ?? 0);
   const recordFailure = (job: Job, err: Error, kind: 'handler' | 'projection', parts: { consumer: string; keys: string[] }[]) => {

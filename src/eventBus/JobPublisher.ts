@@ -78,6 +78,11 @@ export class JobPublisher {
   async publish(entries: readonly OutboxEntry[]): Promise<void> {
     if (entries.length === 0) return;
     await this.enqueue(entries);
+    await this.forget(entries);
+  }
+
+  /** Removes the outbox rows of events every consumer has been given (enqueued or processed). */
+  async forget(entries: readonly OutboxEntry[]): Promise<void> {
     await this.pool.query(sql.unsafe`DELETE FROM event_outbox WHERE global_position = ANY(${sql.array(entries.map((e) => e.position), 'int8')})`);
   }
 }

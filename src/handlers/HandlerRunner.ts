@@ -14,6 +14,16 @@ import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerS
 /** Batches at least this large run their (non-isolated) handlers in one shared transaction. */
 export const SHARED_TRANSACTION_MIN_EVENTS = 200;
 
+export interface RunOptions {
+  /** Set when an operator retried a recorded failure; success resolves it. */
+  retryOf?: number;
+  /**
+   * Receives the events the handlers emitted, once committed, instead of their being enqueued: the
+   * caller processes them itself (their outbox rows stay until it is done, so nothing is lost).
+   */
+  onEmitted?: (entries: OutboxEntry[]) => void;
+}
+
 export interface FailedEvent {
   eventId: string;
   error: Error;
@@ -61,7 +71,7 @@ export class HandlerRunner {
   }
 
   /** Runs the handler over already loaded events (a batch job loads them once for every handler). */
-  async runEvents(handler: EventHandler, loaded: readonly StoredEvent[], options: { retryOf?: number } = {}): Promise<HandlerBatchResult> {
+  async runEvents(handler: EventHandler, loaded: readonly StoredEvent[], options: RunOptions = {}): Promise<HandlerBatchResult> {
     const events = loaded.filter((e) => (handler.handledTypes as readonly string[]).includes(e.type));
     if (events.length === 0) {
       // Nothing this handler must do (e.g. a retried failure whose event it does not handle): a retry is done.
@@ -69,7 +79,7 @@ export class HandlerRunner {
       return { processed: 0, skipped: loaded.length, failed: [] };
     }
     try {
-      const [processed] = await this.runInTransaction([{ handler, events }], options.retryOf);
+      const [processed] = await this.runInTransaction([{ handler, events }], options.retryOf, options.onEmitted);
       return { processed: processed!, skipped: events.length - processed!, failed: [] };
     } catch (error) {
       if (events.length === 1) return { processed: 0, skipped: 0, failed: [{ eventId: events[0]!.id, error: asError(error) }] };
@@ -77,7 +87,7 @@ export class HandlerRunner {
     const result: HandlerBatchResult = { processed: 0, skipped: 0, failed: [] };
     for (const e of events) {
       try {
-        result.processed += (await this.runInTransaction([{ handler, events: [e] }], options.retryOf))[0]!;
+        result.processed += (await this.runInTransaction([{ handler, events: [e] }], options.retryOf, options.onEmitted))[0]!;
       } catch (error) {
         result.failed.push({ eventId: e.id, error: asError(error) });
       }
@@ -91,7 +101,7 @@ export class HandlerRunner {
    * (`runEvents`), so a failing handler leaves only its own events to retry. Isolated handlers always
    * run alone. Results by handler name.
    */
-  async runMany(handlers: readonly EventHandler[], loaded: readonly StoredEvent[]): Promise<Map<string, HandlerBatchResult>> {
+  async runMany(handlers: readonly EventHandler[], loaded: readonly StoredEvent[], options: Pick<RunOptions, 'onEmitted'> = {}): Promise<Map<string, HandlerBatchResult>> {
     const results = new Map<string, HandlerBatchResult>();
     const units = handlers.map((handler) => ({ handler, events: loaded.filter((e) => (handler.handledTypes as readonly string[]).includes(e.type)) }));
     for (const u of units) if (u.events.length === 0) results.set(u.handler.name, { processed: 0, skipped: loaded.length, failed: [] });
@@ -100,10 +110,10 @@ export class HandlerRunner {
     // lower latency. Large ones (a busy system) share one: fewer round trips per event.
     const shared = loaded.length >= SHARED_TRANSACTION_MIN_EVENTS ? busy.filter((u) => !u.handler.isolated) : [];
     const alone = shared.length > 1 ? busy.filter((u) => u.handler.isolated) : busy;
-    const runAlone = (u: (typeof units)[number]) => this.runEvents(u.handler, u.events).then((r) => void results.set(u.handler.name, r));
+    const runAlone = (u: (typeof units)[number]) => this.runEvents(u.handler, u.events, options).then((r) => void results.set(u.handler.name, r));
     await Promise.all([
       shared.length > 1
-        ? this.runInTransaction(shared).then(
+        ? this.runInTransaction(shared, undefined, options.onEmitted).then(
             (counts) => shared.forEach((u, i) => results.set(u.handler.name, { processed: counts[i]!, skipped: u.events.length - counts[i]!, failed: [] })),
             () => Promise.all(shared.map(runAlone)),
           )
@@ -113,7 +123,7 @@ export class HandlerRunner {
     return results;
   }
 
-  private async runInTransaction(units: readonly { handler: EventHandler; events: readonly StoredEvent[] }[], retryOf?: number): Promise<number[]> {
+  private async runInTransaction(units: readonly { handler: EventHandler; events: readonly StoredEvent[] }[], retryOf?: number, onEmitted?: RunOptions['onEmitted']): Promise<number[]> {
     const emitted: OutboxEntry[] = [];
     const processed = await this.deps.pool.transaction(async (tx) => {
       const pairs = units.flatMap((u) => u.events.map((e) => [u.handler.name, e.id] as const)).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
@@ -207,7 +217,8 @@ export class HandlerRunner {
       }
       return units.map((u) => claimedBy.get(u.handler.name)?.size ?? 0);
     });
-    if (emitted.length) {
+    if (emitted.length && onEmitted) onEmitted(emitted);
+    else if (emitted.length) {
       await this.deps.publisher.publish(emitted).catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'enqueue of emitted events failed; the relay will deliver them'));
     }
     return processed;

@@ -64,16 +64,11 @@ export class BatchJobRunner {
       // Not a per-event failure (runMany records those): e.g. the database went away. Every event is owed.
       results = new Map(known.map((h) => [h.name, { processed: 0, skipped: 0, failed: events.filter((e) => (h.handledTypes as readonly string[]).includes(e.type)).map((e) => ({ eventId: e.id, error: asError(error) })) }]));
     }
-    const seconds = (performance.now() - t0) / 1000;
-    for (const h of known) {
-      const r = results.get(h.name);
-      countConsumerRun(h.name, 'handler', !r?.failed.length, seconds);
-      if (r?.failed.length) leftovers.push({ consumer: h.name, keys: r.failed.map((f) => f.eventId), error: r.failed[0]!.error });
-    }
     const owed = leftovers.filter((l) => l.keys.length > 0);
     for (const l of owed) await this.handOver(job, 'handler', l);
+    const handedOver = owed.length + (await this.settleHandlers(job, known, results, t0));
     if (emitted.length) await this.followEmitted(job, emitted);
-    return { consumers: job.data.consumers.length, handedOver: owed.length };
+    return { consumers: job.data.consumers.length, handedOver };
   }
 
   /**
@@ -96,17 +91,8 @@ export class BatchJobRunner {
         handlers.length ? this.handlerRunner.runMany(handlers, events, { onEmitted: (e) => void more.push(...e) }) : new Map<string, HandlerBatchResult>(),
         work.length ? this.projectionRunner.catchUpMany(work) : new Map<string, CatchUpResult | Error>(),
       ]);
-      const seconds = (performance.now() - t0) / 1000;
-      for (const h of handlers) {
-        const r = handled.get(h.name);
-        countConsumerRun(h.name, 'handler', !r?.failed.length, seconds);
-        if (r?.failed.length) await this.handOver(job, 'handler', { consumer: h.name, keys: r.failed.map((f) => f.eventId), error: r.failed[0]!.error });
-      }
-      for (const { projection, streams } of work) {
-        const leftover = this.projectionLeftover(projection.name, streams, projected.get(projection.name)!);
-        countConsumerRun(projection.name, 'projection', leftover === null, seconds);
-        if (leftover) await this.handOver(job, 'projection', leftover);
-      }
+      await this.settleHandlers(job, handlers, handled, t0);
+      await this.settleProjections(job, work, projected, t0);
       await this.c.publisher.forget(entries);
       if (more.length) await this.followEmitted(job, more, depth + 1);
     } catch (error) {
@@ -119,10 +105,40 @@ export class BatchJobRunner {
     await this.c.publisher.publish(entries).catch((err: Error) => this.c.logger.warn({ err: err.message }, 'enqueue of emitted events failed; the relay will deliver them'));
   }
 
-  private projectionLeftover(name: string, streams: readonly string[], r: CatchUpResult | Error): Leftover | null {
-    if (r instanceof Error) return { consumer: name, keys: [...streams], error: r };
-    if (r.poisoned.length) return { consumer: name, keys: r.poisoned.map((p) => p.streamId), error: poisonFailure(name, r.poisoned[0]!) };
-    return null;
+  /** Counts each handler's run and hands over what it failed; returns how many were handed over. */
+  private async settleHandlers(job: Job, handlers: readonly EventHandler[], results: Map<string, HandlerBatchResult>, t0: number): Promise<number> {
+    const seconds = (performance.now() - t0) / 1000;
+    let handedOver = 0;
+    for (const h of handlers) {
+      const r = results.get(h.name);
+      countConsumerRun(h.name, 'handler', !r?.failed.length, seconds);
+      if (r?.failed.length) {
+        await this.handOver(job, 'handler', { consumer: h.name, keys: r.failed.map((f) => f.eventId), error: r.failed[0]!.error });
+        handedOver++;
+      }
+    }
+    return handedOver;
+  }
+
+  /** Counts each projection's run and hands over its poisoned streams (or all of them, if it threw). */
+  private async settleProjections(job: Job, work: readonly { projection: Projection<any>; streams: readonly string[] }[], results: Map<string, CatchUpResult | Error>, t0: number): Promise<number> {
+    const seconds = (performance.now() - t0) / 1000;
+    let handedOver = 0;
+    for (const { projection, streams } of work) {
+      const r = results.get(projection.name)!;
+      const leftover: Leftover | null =
+        r instanceof Error
+          ? { consumer: projection.name, keys: [...streams], error: r }
+          : r.poisoned.length
+            ? { consumer: projection.name, keys: r.poisoned.map((p) => p.streamId), error: poisonFailure(projection.name, r.poisoned[0]!) }
+            : null;
+      countConsumerRun(projection.name, 'projection', leftover === null, seconds);
+      if (leftover) {
+        await this.handOver(job, 'projection', leftover);
+        handedOver++;
+      }
+    }
+    return handedOver;
   }
 
   async runProjections(job: Job<ProjectionBatchJobData>): Promise<{ consumers: number; handedOver: number }> {
@@ -134,15 +150,10 @@ export class BatchJobRunner {
       return projection ? [{ projection, streams }] : [];
     });
     const results = await this.projectionRunner.catchUpMany(work);
-    const seconds = (performance.now() - t0) / 1000;
-    for (const { projection, streams } of work) {
-      const leftover = this.projectionLeftover(projection.name, streams, results.get(projection.name)!);
-      countConsumerRun(projection.name, 'projection', leftover === null, seconds);
-      if (leftover) leftovers.push(leftover);
-    }
     const owed = leftovers.filter((l) => l.keys.length > 0);
     for (const l of owed) await this.handOver(job, 'projection', l);
-    return { consumers: entries.length, handedOver: owed.length };
+    const handedOver = owed.length + (await this.settleProjections(job, work, results, t0));
+    return { consumers: entries.length, handedOver };
   }
 
   /**

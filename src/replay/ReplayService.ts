@@ -104,9 +104,12 @@ export function createReplayService(deps: ReplayDeps): ReplayApi {
       return { jobId, projections };
     },
     async status(jobId) {
-      const job = await deps.queue.getJob(jobId);
+      let job = await deps.queue.getJob(jobId);
       if (!job) return null;
       const state = await job.getState();
+      // The job may have finished between reading its hash and its state: read it again so a
+      // finished state always comes with its result (or failure reason).
+      if (state === 'completed' || state === 'failed') job = (await deps.queue.getJob(jobId)) ?? job;
       const progress = typeof job.progress === 'object' && job.progress ? (job.progress as unknown as ReplayProgress) : null;
       return {
         jobId,

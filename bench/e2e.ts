@@ -85,7 +85,7 @@ async function naive(url: string, prefix: string): Promise<number> {
 
 function startWorkers(count: number, env: Record<string, string>): ChildProcess[] {
   return Array.from({ length: count }, () =>
-    spawn(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', 'workers/worker.ts'], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'error', ...env }, stdio: 'inherit' }),
+    spawn(process.execPath, ['--max-semi-space-size=64', ...(process.env.BENCH_WORKER_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', 'workers/worker.ts'], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'error', ...env }, stdio: 'inherit' }),
   );
 }
 
@@ -100,7 +100,7 @@ async function drained(c: Container): Promise<boolean> {
   return rows[0].n === 0;
 }
 
-async function ours(workers: number, consumers?: string): Promise<{ rate: number; p50?: number; p99?: number }> {
+export async function ours(workers: number, consumers?: string): Promise<{ rate: number; p50?: number; p99?: number }> {
   const db = await freshDatabase(`e2e${workers}`);
   const env: Record<string, string> = { DATABASE_URL: db.url, QUEUE_PREFIX: `{bench-${randomBytes(3).toString('hex')}}`, WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY ?? '2', DATABASE_POOL_SIZE: '8', JOB_BATCH_SIZE: process.env.JOB_BATCH_SIZE ?? '500' };
   if (consumers) env.CONSUMERS = consumers;

@@ -9,7 +9,7 @@ import { startWorkerHost, type WorkerHost } from '../../src/app/workerHost.js';
 import { createEventGenerator } from '../../src/demo/eventGenerator.js';
 import { startWebServer } from '../../src/http/server.js';
 import { startReplayWorker } from '../../src/replay/replayWorker.js';
-import { idle, queueCounts, testContainer } from '../support/app.js';
+import { disposeTestContainer, idle, queueCounts, testContainer } from '../support/app.js';
 import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
 import { ROOT } from '../support/processes.js';
 
@@ -58,8 +58,7 @@ afterAll(async () => {
   await web?.close();
   await replay?.close(5000);
   await host?.close(5000);
-  for (const q of Object.values(c?.queues ?? {})) await q.obliterate({ force: true }).catch(() => {});
-  await c?.close();
+  await disposeTestContainer(c);
   await db?.drop();
 });
 

@@ -7,7 +7,7 @@ import { createEventGenerator } from '../../src/demo/eventGenerator.js';
 import { defaultProjections, TicketReadModelProjection } from '../../src/projections/index.js';
 import { createReplayService, type ReplayApi, type ReplayProgress } from '../../src/replay/ReplayService.js';
 import { startReplayWorker } from '../../src/replay/replayWorker.js';
-import { idle, queueCounts, testContainer } from '../support/app.js';
+import { disposeTestContainer, idle, queueCounts, testContainer } from '../support/app.js';
 import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
 import { spawnTs, stopAll, type Spawned } from '../support/processes.js';
 import { actualDocs, diffDocs, expectedDocs } from '../support/readModels.js';
@@ -33,8 +33,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopAll(procs);
   await host?.close(5000);
-  for (const q of Object.values(c?.queues ?? {})) await q.obliterate({ force: true }).catch(() => {});
-  await c?.close();
+  await disposeTestContainer(c);
   await db?.drop();
 });
 

@@ -7,7 +7,7 @@ import { createEventGenerator } from '../../src/demo/eventGenerator.js';
 import { defaultProjections } from '../../src/projections/index.js';
 import { createReplayService, type ReplayApi } from '../../src/replay/ReplayService.js';
 import { startReplayWorker } from '../../src/replay/replayWorker.js';
-import { idle, queueCounts, testContainer } from '../support/app.js';
+import { disposeTestContainer, idle, queueCounts, testContainer } from '../support/app.js';
 import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
 import { actualDocs, diffDocs, expectedDocs } from '../support/readModels.js';
 
@@ -35,8 +35,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await replay?.close(5000);
   await host?.close(5000);
-  for (const q of Object.values(c?.queues ?? {})) await q.obliterate({ force: true }).catch(() => {});
-  await c?.close();
+  await disposeTestContainer(c);
   await db?.drop();
 });
 

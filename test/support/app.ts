@@ -19,3 +19,9 @@ export async function queueCounts(c: Container): Promise<Record<string, number>>
 }
 
 export const idle = (counts: Record<string, number>) => !counts.waiting && !counts.active && !counts.delayed && !counts.prioritized;
+
+/** Removes the test's queues (its own prefix only) and closes the container; safe if set-up failed half-way. */
+export async function disposeTestContainer(c: Container | undefined): Promise<void> {
+  for (const q of Object.values(c?.queues ?? {})) await q.obliterate({ force: true }).catch(() => {});
+  await c?.close();
+}

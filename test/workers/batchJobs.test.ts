@@ -7,7 +7,7 @@ import { sampleEvent } from '../../src/domain/index.js';
 import type { EventHandler } from '../../src/handlers/Handler.js';
 import { SHARED_TRANSACTION_MIN_EVENTS } from '../../src/handlers/HandlerRunner.js';
 import { defineProjection, TicketReadModelProjection } from '../../src/projections/index.js';
-import { idle, queueCounts, testContainer } from '../support/app.js';
+import { disposeTestContainer, idle, queueCounts, testContainer } from '../support/app.js';
 import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
 
 // Two handlers of the same events, so a large batch runs them in one shared transaction; one of them
@@ -56,8 +56,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await host?.close(5000);
-  for (const q of Object.values(c?.queues ?? {})) await q.obliterate({ force: true }).catch(() => {});
-  await c?.close();
+  await disposeTestContainer(c);
   await db?.drop();
 });
 

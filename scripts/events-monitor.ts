@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { CliError, parseArgs, parseNonNegativeInt, runCli, table } from '../src/cli/runCli.js';
-import { FailureNotFoundError, FailureStateError } from '../src/eventBus/FailureStore.js';
+import { FailureNotFoundError, FailureStateError } from '../src/consumers/failures.js';
 import { overview } from '../src/http/queries/overview.js';
 import { statistics } from '../src/http/queries/statistics.js';
 import { projectionStatuses } from '../src/projections/status.js';
@@ -56,12 +56,17 @@ await runCli(async (c) => {
     streams: size.streams,
     store_size_mb: Math.round((size.bytes / 2 ** 20) * 10) / 10,
     outbox_backlog: ov.outbox.backlog,
+    owed_events: ov.owed.events,
     open_failures: ov.failed_processing,
     active_projections: ov.active_projections,
   };
-  out('overview', { ...summary, event_types: ov.event_types, queues: ov.queues }, () =>
+  out('overview', { ...summary, event_types: ov.event_types, queues: ov.queues, owed: ov.owed }, () =>
     [
       table([summary]),
+      '',
+      // Owed work per consumer, from Postgres: what Redis lost or no live worker runs still shows here.
+      table(ov.owed.consumers.map((w) => ({ consumer: w.consumer, kind: w.kind, 'owed events': w.events, 'oldest owed s': Math.round(w.oldestSeconds * 10) / 10, 'live worker': w.liveWorker ? 'yes' : 'NO' }))),
+      ...(ov.owed.withoutLiveWorker.length ? [`No live worker runs: ${ov.owed.withoutLiveWorker.join(', ')} (start one, or retire it: npm run events:consumers -- --remove NAME)`] : []),
       '',
       table(ov.event_types.map((t) => ({ 'event type': t.type, count: t.count }))),
       '',
@@ -90,7 +95,7 @@ await runCli(async (c) => {
     out('failures', [...list, ...retrying], () => `${table(rows)}\n\nRetry: npm run events:monitor -- --retry ID    Resolve: npm run events:monitor -- --resolve ID --note "why"`);
   }
   if (o.projections) {
-    const ps = await projectionStatuses(c.pool, c.projections);
+    const ps = await projectionStatuses(c.pool, c.projections, ov.owed.consumers);
     out('projections', ps, () =>
       table(
         ps.map((p) => ({
@@ -100,6 +105,7 @@ await runCli(async (c) => {
           generation: p.generation,
           checkpoint: p.checkpointPosition,
           'lag events': p.lagEvents,
+          owed: p.owedEvents,
           'lag s': Math.round(p.lagSeconds * 10) / 10,
           rows: p.rows,
           parked: p.parkedStreams,
@@ -128,7 +134,7 @@ async function watch(c: Parameters<Parameters<typeof runCli>[0]>[0]): Promise<nu
     if (rows.length) last = rows[rows.length - 1]!.global_position;
     const ov = await overview(c.pool, c.queues);
     const waiting = Object.values(ov.queues ?? {}).reduce((n, d) => n + (d.waiting ?? 0) + (d.active ?? 0) + (d.delayed ?? 0), 0);
-    const line = `events ${ov.total_events.toLocaleString('en-US')} · jobs pending ${waiting} · outbox ${ov.outbox.backlog} · open failures ${ov.failed_processing}`;
+    const line = `events ${ov.total_events.toLocaleString('en-US')} · owed ${ov.owed.events} · jobs pending ${waiting} · outbox ${ov.outbox.backlog} · open failures ${ov.failed_processing}`;
     if (tty) process.stdout.write(`\x1b[2K\r${line}`);
     // Piped to a file or another program: a new line only when something changed.
     else if (line !== lastLine) console.log(o.json ? JSON.stringify({ status: line }) : line);

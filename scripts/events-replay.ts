@@ -3,7 +3,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import { Command } from 'commander';
 import { CliError, parseArgs, parseNonNegativeInt, runCli, table } from '../src/cli/runCli.js';
 import { createReplayService, ReplayInProgressError, UnknownProjectionError, type ReplayProgress } from '../src/replay/ReplayService.js';
-import { startReplayWorker } from '../src/replay/replayWorker.js';
+import { startReplayWorker } from '../src/app/replayWorker.js';
 
 const program = new Command('events:replay')
   .description(

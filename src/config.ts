@@ -54,6 +54,9 @@ export const ConfigSchema = z.object({
   RELAY_BATCH_SIZE: int(500, 1, 10_000),
   RELAY_POLL_MS: int(1000, 10, 60_000),
   JOB_BATCH_SIZE: int(500, 1, 1000),
+  // Owed work whose job has not settled it within this horizon is checked against Redis by the
+  // reconciler (relay role) and redelivered if its job is gone (Redis lost it, an operator deleted it).
+  OWED_REDELIVER_AFTER_MS: int(30_000, 100, 24 * 3_600_000),
   SHUTDOWN_GRACE_MS: int(25_000, 0, 600_000),
   // How long a worker may hold a job without renewing its lock before another worker takes it over.
   JOB_LOCK_MS: int(30_000, 1000, 600_000),

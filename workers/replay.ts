@@ -1,6 +1,6 @@
 // The `replay` process: runs replay (rebuild) jobs from the replay queue.
 import { runProcess } from '../src/app/runProcess.js';
-import { startReplayWorker } from '../src/replay/replayWorker.js';
+import { startReplayWorker } from '../src/app/replayWorker.js';
 
 await runProcess(async (container) => {
   const replay = startReplayWorker(container);

@@ -5,10 +5,13 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { createDbPool, type DatabasePool } from '../db/pool.js';
 import { eventRegistry } from '../domain/index.js';
+import { FailureStore } from '../consumers/failures.js';
+import { policyOf, type ConsumerRoute, type RetryPolicy } from '../consumers/jobs.js';
+import { JobPublisher } from '../consumers/JobPublisher.js';
+import { ConsumerQueues } from '../consumers/queues.js';
+import { registerConsumers } from '../consumers/registry.js';
 import { EventBus } from '../eventBus/EventBus.js';
-import { FailureStore } from '../eventBus/FailureStore.js';
-import { JobPublisher } from '../eventBus/JobPublisher.js';
-import { createQueue, QUEUE_NAMES, type ConsumerRoute } from '../eventBus/queues.js';
+import { createQueue, QUEUE_NAMES } from '../eventBus/queues.js';
 import { PostgresEventStore } from '../eventStore/PostgresEventStore.js';
 import type { Upcaster } from '../eventStore/types.js';
 import { defaultHandlers, type EventHandler } from '../handlers/index.js';
@@ -22,12 +25,16 @@ export interface Container {
   appendPool: pg.Pool;
   store: PostgresEventStore;
   queues: { handlers: Queue; projections: Queue; replay: Queue };
+  /** The shared consumer queues and each consumer's own queue (opened on first use). */
+  consumerQueues: ConsumerQueues;
   publisher: JobPublisher;
   bus: EventBus;
   failures: FailureStore;
   handlers: readonly EventHandler[];
   projections: readonly Projection<any>[];
   routes: readonly ConsumerRoute[];
+  /** A consumer's retry policy: its own attempts/backoff if this process knows it, else the defaults. */
+  policyOf(consumer: string): RetryPolicy;
   upcast: Upcaster;
   /** A plain Redis connection for caches (created on first use). */
   cacheRedis(): Redis;
@@ -43,9 +50,9 @@ export function routesOf(handlers: readonly EventHandler[], projections: readonl
   return [
     ...handlers.map((h): ConsumerRoute => {
       const types = new Set<string>(h.handledTypes);
-      return { name: h.name, kind: 'handler', handles: (t) => types.has(t), attempts: h.attempts, backoffMs: h.backoffMs };
+      return { name: h.name, kind: 'handler', version: 1, handledTypes: h.handledTypes, handles: (t) => types.has(t), attempts: h.attempts, backoffMs: h.backoffMs };
     }),
-    ...projections.map((p): ConsumerRoute => ({ name: p.name, kind: 'projection', handles: (t) => p.handles(t) })),
+    ...projections.map((p): ConsumerRoute => ({ name: p.name, kind: 'projection', version: p.version, handledTypes: p.handledTypes, handles: (t) => p.handles(t) })),
   ];
 }
 
@@ -72,18 +79,40 @@ export async function createContainer(config: Config, logger: Logger, options: C
   const projections = (options.projections ?? defaultProjections).filter((p) => !only || only.includes(p.name));
   const routes = routesOf(handlers, projections);
   const defaults = { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS };
-  const publisher = new JobPublisher(pool, queues, routes, defaults, config.JOB_BATCH_SIZE);
+  const byName = new Map(routes.map((r) => [r.name, r]));
+  const policy = (consumer: string) => policyOf(byName.get(consumer), defaults);
+  const consumerQueues = new ConsumerQueues(queues.handlers, queues.projections, connection, config.QUEUE_PREFIX);
+  const publisher = new JobPublisher(pool, consumerQueues, defaults, { batchSize: config.JOB_BATCH_SIZE, redeliverAfterMs: config.OWED_REDELIVER_AFTER_MS });
   const bus = new EventBus(store, publisher, logger);
-  const failures = new FailureStore(pool, queues, routes, defaults);
+  const failures = new FailureStore(pool, consumerQueues, policy);
+  // Every consumer this process knows is owed the events published from now on, whichever process
+  // runs it; one that no live worker runs shows as growing owed work.
+  await registerConsumers(pool, routes).catch(async (error: unknown) => {
+    // A database without migrations is reported by /ready and the migrate step, not by a crash here.
+    if (pgErrorCode(error) === '42P01') return logger.warn('consumer registry table missing: run `npm run migrate`');
+    await Promise.allSettled([appendPool.end(), pool.end(), ...Object.values(queues).map((q) => q.close())]);
+    throw error;
+  });
   let cache: Redis | null = null;
   return {
-    config, logger, pool, appendPool, store, queues, publisher, bus, failures, handlers, projections, routes, upcast,
+    config, logger, pool, appendPool, store, queues, consumerQueues, publisher, bus, failures, handlers, projections, routes, policyOf: policy, upcast,
     cacheRedis: () => (cache ??= createRedis(config.REDIS_URL, { maxRetriesPerRequest: 3 })),
     async close() {
       await Promise.allSettled(Object.values(queues).map((q) => q.close()));
+      await consumerQueues.closeOwn();
       if (cache) await cache.quit().catch(() => cache?.disconnect());
       await appendPool.end().catch(() => {});
       await pool.end().catch(() => {});
     },
   };
+}
+
+function pgErrorCode(error: unknown): string | undefined {
+  let e: unknown = error;
+  for (let i = 0; i < 5 && e && typeof e === 'object'; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
 }

@@ -1,12 +1,12 @@
 import { Worker, type Job } from 'bullmq';
-import { OutboxRelay } from '../eventBus/OutboxRelay.js';
-import { isBatchJob, QUEUE_NAMES, type HandlerBatchJobData, type HandlerJobData, type ProjectionBatchJobData, type ProjectionJobData } from '../eventBus/queues.js';
+import { DeliveryRelay } from '../consumers/DeliveryRelay.js';
+import { SHARED_QUEUE, ownQueueName, type ConsumerJobData, type HandlerJobData, type ProjectionJobData } from '../consumers/jobs.js';
+import { ConsumerJobProcessor } from '../consumers/processor.js';
+import { Reconciler } from '../consumers/reconciler.js';
+import { heartbeat, HEARTBEAT_MS, registerConsumers } from '../consumers/registry.js';
 import { HandlerRunner } from '../handlers/HandlerRunner.js';
 import { ProjectionRunner } from '../projections/ProjectionRunner.js';
-import { BatchJobRunner } from './batchJobs.js';
-import { JobFailure, poisonFailure } from './JobFailure.js';
 import type { Container } from './container.js';
-import { instrumentJob } from './metrics.js';
 import { workerConnectionOptions } from './redis.js';
 
 export type WorkerRole = 'handlers' | 'projections' | 'relay';
@@ -14,15 +14,19 @@ export type WorkerRole = 'handlers' | 'projections' | 'relay';
 export interface WorkerHost {
   handlerRunner: HandlerRunner;
   projectionRunner: ProjectionRunner;
-  relay: OutboxRelay | null;
+  relay: DeliveryRelay | null;
+  reconciler: Reconciler | null;
   workers: Worker[];
   /** Stops taking jobs, lets in-flight ones finish within the grace period, then closes. */
   close(graceMs?: number): Promise<{ timedOut: boolean }>;
 }
 
-export { JobFailure } from './JobFailure.js';
+export { JobFailure } from '../consumers/JobFailure.js';
 
-/** Starts the BullMQ workers (and the relay) for the requested roles in this process. */
+/**
+ * Starts the BullMQ workers (and the relay with its reconciler) for the requested roles: the shared
+ * queues, plus each consumer's own queue for the consumers this process runs.
+ */
 export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]): Promise<WorkerHost> {
   const { config, logger } = c;
   const handlerRunner = new HandlerRunner({
@@ -41,7 +45,29 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
     },
   });
   const projectionRunner = new ProjectionRunner(c.pool, c.upcast);
-  await projectionRunner.register(c.projections);
+  const handlers = roles.includes('handlers') ? c.handlers : [];
+  const projections = roles.includes('projections') ? c.projections : [];
+  await projectionRunner.register(projections);
+  const running = [...handlers.map((h) => h.name), ...projections.map((p) => p.name)];
+  await registerConsumers(c.pool, c.routes.filter((r) => running.includes(r.name)));
+  await heartbeat(c.pool, running);
+  const beat = setInterval(() => void heartbeat(c.pool, running).catch((e: Error) => logger.debug({ err: e.message }, 'consumer heartbeat failed')), HEARTBEAT_MS);
+  beat.unref();
+
+  const processor = new ConsumerJobProcessor({
+    pool: c.pool,
+    logger,
+    handlers,
+    projections,
+    handlerRunner,
+    projectionRunner,
+    queues: c.consumerQueues,
+    failures: c.failures,
+    publisher: c.publisher,
+    policyOf: c.policyOf,
+    inline: handlers.length > 0 && projections.length > 0,
+  });
+
   const workers: Worker[] = [];
   const common = {
     connection: workerConnectionOptions(config.REDIS_URL),
@@ -51,82 +77,29 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
     stalledInterval: Math.max(1000, Math.floor(config.JOB_LOCK_MS / 2)),
     maxStalledCount: 1,
   };
-
   const isFinal = (job: Job) => job.finishedOn != null || job.attemptsMade >= (job.opts.attempts ?? 1);
-
-  const batches = new BatchJobRunner(c, handlerRunner, projectionRunner, roles.includes('handlers') && roles.includes('projections'));
-  // A consumer's own job may continue from attempts spent in the batch job it was handed over from.
-  const attemptsOf = (job: Job<{ attemptOffset?: number }>) => job.attemptsMade + (isBatchJob(job.data) ? 0 : job.data.attemptOffset ?? 0);
-  const recordFailure = (job: Job, err: Error, kind: 'handler' | 'projection', parts: { consumer: string; keys: string[] }[]) => {
+  const start = (queue: string, run: (job: Job<ConsumerJobData>) => Promise<unknown>) => {
+    const worker = new Worker<ConsumerJobData>(queue, run, common);
     // Also reached for stalled-limit failures, which never pass through the processor.
-    void (async () => {
-      for (const p of parts) await batches.recordFinal(kind, p.consumer, p.keys, err, attemptsOf(job), job.id);
-    })().catch((e: Error) => logger.error({ err: e.message, jobId: job.id }, 'could not record a processing failure'));
+    worker.on('failed', (job, err) => {
+      if (!job || !isFinal(job)) return;
+      void processor.finalFailure(job, err).catch((e: Error) => logger.error({ err: e.message, jobId: job.id }, 'could not record a processing failure; the owed row stays and the reconciler redelivers it'));
+    });
+    worker.on('error', (err) => logger.warn({ err: err.message, queue }, 'worker connection error'));
+    workers.push(worker);
   };
+  const runHandlers = (job: Job<ConsumerJobData>) => processor.handlerJob(job as Job<HandlerJobData>);
+  const runProjections = (job: Job<ConsumerJobData>) => processor.projectionJob(job as Job<ProjectionJobData>);
+  if (roles.includes('handlers')) start(SHARED_QUEUE.handler, runHandlers);
+  if (roles.includes('projections')) start(SHARED_QUEUE.projection, runProjections);
+  for (const h of handlers) start(ownQueueName(h.name), runHandlers);
+  for (const p of projections) start(ownQueueName(p.name), runProjections);
 
-  if (roles.includes('handlers')) {
-    const byName = new Map(c.handlers.map((h) => [h.name, h]));
-    const worker = new Worker<HandlerJobData | HandlerBatchJobData>(
-      QUEUE_NAMES.handlers,
-      async (job) => {
-        const data = job.data;
-        if (isBatchJob(data)) return batches.runHandlers(job as Job<HandlerBatchJobData>);
-        return instrumentJob(data.consumer, 'handler', async () => {
-          const handler = byName.get(data.consumer);
-          if (!handler) throw new Error(`unknown handler ${data.consumer}`);
-          const result = await handlerRunner.run(handler, data.eventIds, { retryOf: data.retryOf });
-          if (result.failed.length) {
-            // Later attempts only retry what failed: the rest already took effect.
-            await job.updateData({ ...data, eventIds: result.failed.map((f) => f.eventId) });
-            const first = result.failed[0]!;
-            throw new JobFailure(`${result.failed.length} of ${data.eventIds.length} events failed in ${handler.name}: ${first.error.message}`, first.error.stack);
-          }
-          return { processed: result.processed, skipped: result.skipped };
-        });
-      },
-      common,
-    );
-    worker.on('failed', (job, err) => {
-      if (!job || !isFinal(job)) return;
-      const d = job.data;
-      recordFailure(job, err, 'handler', isBatchJob(d) ? d.consumers.map((consumer) => ({ consumer, keys: d.eventIds })) : [{ consumer: d.consumer, keys: d.eventIds }]);
-    });
-    workers.push(worker);
-  }
-
-  if (roles.includes('projections')) {
-    const byName = new Map(c.projections.map((p) => [p.name, p]));
-    const worker = new Worker<ProjectionJobData | ProjectionBatchJobData>(
-      QUEUE_NAMES.projections,
-      async (job) => {
-        const data = job.data;
-        if (isBatchJob(data)) return batches.runProjections(job as Job<ProjectionBatchJobData>);
-        return instrumentJob(data.consumer, 'projection', async () => {
-          const projection = byName.get(data.consumer);
-          if (!projection) throw new Error(`unknown projection ${data.consumer}`);
-          const result = await projectionRunner.catchUp(projection, data.streams, { retryOf: data.retryOf });
-          if (result.poisoned.length) {
-            await job.updateData({ ...data, streams: result.poisoned.map((p) => p.streamId) });
-            throw poisonFailure(projection.name, result.poisoned[0]!);
-          }
-          return { applied: result.applied, streams: result.streams, parkedSkipped: result.parkedSkipped.length };
-        });
-      },
-      common,
-    );
-    worker.on('failed', (job, err) => {
-      if (!job || !isFinal(job)) return;
-      const d = job.data;
-      recordFailure(job, err, 'projection', isBatchJob(d) ? Object.entries(d.streams).map(([consumer, keys]) => ({ consumer, keys })) : [{ consumer: d.consumer, keys: d.streams }]);
-    });
-    workers.push(worker);
-  }
-
-  for (const w of workers) w.on('error', (err) => logger.warn({ err: err.message, queue: w.name }, 'worker connection error'));
-
-  let relay: OutboxRelay | null = null;
+  let relay: DeliveryRelay | null = null;
+  let reconciler: Reconciler | null = null;
   if (roles.includes('relay')) {
-    relay = new OutboxRelay(config.DATABASE_URL, c.appendPool, c.publisher, logger, { batchSize: config.RELAY_BATCH_SIZE, pollMs: config.RELAY_POLL_MS });
+    reconciler = new Reconciler(c.pool, c.consumerQueues, c.policyOf, logger, { horizonMs: config.OWED_REDELIVER_AFTER_MS });
+    relay = new DeliveryRelay(config.DATABASE_URL, c.publisher, reconciler, logger, { batchSize: config.RELAY_BATCH_SIZE, pollMs: config.RELAY_POLL_MS });
     relay.start();
   }
 
@@ -134,8 +107,10 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
     handlerRunner,
     projectionRunner,
     relay,
+    reconciler,
     workers,
     async close(graceMs = config.SHUTDOWN_GRACE_MS) {
+      clearInterval(beat);
       await relay?.stop();
       let timedOut = false;
       const graceful = Promise.all(workers.map((w) => w.close()));

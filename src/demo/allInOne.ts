@@ -41,7 +41,7 @@ export async function startAllInOne(config: Config, logger: Logger): Promise<All
     const host = await startWorkerHost(container, ['handlers', 'projections', 'relay']);
     drains.push(async () => ({ timedOut } = await host.close(config.SHUTDOWN_GRACE_MS)));
 
-    const replayModule = await importOptional<StartReplayWorker>(new URL('../replay/replayWorker.js', import.meta.url), 'startReplayWorker');
+    const replayModule = await importOptional<StartReplayWorker>(new URL('../app/replayWorker.js', import.meta.url), 'startReplayWorker');
     if (replayModule.available) {
       const replay = replayModule.value(container);
       drains.push(() => replay.close(config.SHUTDOWN_GRACE_MS));

@@ -1,5 +1,7 @@
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
+import { countOpenFailures } from '../consumers/failures.js';
+import { owedSummary } from '../consumers/owedWork.js';
 import { eventRegistry } from '../domain/index.js';
 import type { Projection } from '../projections/Projection.js';
 
@@ -13,6 +15,10 @@ export interface DemoStatus {
   readModelRows: number;
   alerts: number;
   outbox: number;
+  /** Events still owed to handlers and projections, from Postgres' owed-work record. */
+  owed: number;
+  /** Registered consumers that no live worker runs. */
+  withoutWorker: string[];
   openFailures: number;
 }
 
@@ -23,7 +29,6 @@ const Counts = z.object({
   rows: z.number(),
   alerts: z.number(),
   outbox: z.number(),
-  failures: z.number(),
 });
 
 /** (projection, stream type) pairs: a projection owes every event of the stream types it reads. */
@@ -57,17 +62,29 @@ export async function readDemoStatus(pool: DatabasePool, projections: readonly P
       (SELECT coalesce(sum(stream_version - done), 0) FROM owed)::int8 AS lag,
       (${rowCounts})::int8 AS rows,
       (SELECT count(*) FROM event_store WHERE event_type = 'AlertTriggered')::int8 AS alerts,
-      (SELECT count(*) FROM event_outbox)::int8 AS outbox,
-      (SELECT count(*) FROM event_processing_failures WHERE status <> 'resolved')::int8 AS failures`);
-  return { at: Date.now(), events: c.events, projected: c.projected, lag: c.lag, readModelRows: c.rows, alerts: c.alerts, outbox: c.outbox, openFailures: c.failures };
+      (SELECT count(*) FROM event_outbox)::int8 AS outbox`);
+  const [owed, failures] = await Promise.all([owedSummary(pool), countOpenFailures(pool)]);
+  return {
+    at: Date.now(),
+    events: c.events,
+    projected: c.projected,
+    lag: c.lag,
+    readModelRows: c.rows,
+    alerts: c.alerts,
+    outbox: c.outbox,
+    owed: owed.reduce((n, o) => n + o.events, 0),
+    withoutWorker: owed.filter((o) => !o.liveWorker).map((o) => o.consumer),
+    openFailures: failures,
+  };
 }
 
 const fmt = (n: number) => n.toLocaleString('en-GB');
 
-/** "12:00:05  events 1,234 (+5.0/s) · projected 1,230, lag 4 · read models 310 rows · alerts 7 · outbox 0 · failures 0" */
+/** "12:00:05  events 1,234 (+5.0/s) · projected 1,230, lag 4 · owed 4 · read models 310 rows · alerts 7 · outbox 0 · failures 0" */
 export function formatStatusLine(s: DemoStatus, previous?: DemoStatus): string {
   const secs = previous ? Math.max(0.001, (s.at - previous.at) / 1000) : 0;
   const rate = previous ? ` (+${((s.events - previous.events) / secs).toFixed(1)}/s)` : '';
   const time = new Date(s.at).toTimeString().slice(0, 8);
-  return `${time}  events ${fmt(s.events)}${rate} · projected ${fmt(s.projected)}, lag ${fmt(s.lag)} · read models ${fmt(s.readModelRows)} rows · alerts ${fmt(s.alerts)} · outbox ${fmt(s.outbox)} · open failures ${fmt(s.openFailures)}`;
+  const noWorker = s.withoutWorker.length ? ` (no live worker: ${s.withoutWorker.join(', ')})` : '';
+  return `${time}  events ${fmt(s.events)}${rate} · projected ${fmt(s.projected)}, lag ${fmt(s.lag)} · owed ${fmt(s.owed)}${noWorker} · read models ${fmt(s.readModelRows)} rows · alerts ${fmt(s.alerts)} · outbox ${fmt(s.outbox)} · open failures ${fmt(s.openFailures)}`;
 }

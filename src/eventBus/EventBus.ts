@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
-import { eventsAppended } from '../app/metrics.js';
+import { eventsAppended } from '../metrics/metrics.js';
 import { eventRegistry, EventValidationError } from '../domain/index.js';
 import { ConcurrencyError, IdempotencyConflictError } from '../eventStore/errors.js';
 import type { PostgresEventStore, StreamAppend } from '../eventStore/PostgresEventStore.js';
 import { EventMetadataSchema, ExpectedVersionSchema, type EventMetadata, type ExpectedVersion } from '../eventStore/types.js';
-import type { JobPublisher, OutboxEntry } from './JobPublisher.js';
+import type { OutboxEntry, Publisher } from './publisher.js';
 
 export interface DispatchInput {
   id?: string;
@@ -32,7 +32,7 @@ export interface DispatchResult {
 export class EventBus {
   constructor(
     private readonly store: PostgresEventStore,
-    private readonly publisher: JobPublisher,
+    private readonly publisher: Publisher,
     private readonly logger: Logger,
   ) {}
 

@@ -1,10 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { sql, type DatabasePool } from 'slonik';
-import { z } from 'zod';
+import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { eventRegistry, type DomainEvent } from '../domain/index.js';
-import { FailureStore } from '../eventBus/FailureStore.js';
-import type { JobPublisher, OutboxEntry } from '../eventBus/JobPublisher.js';
+import type { OutboxEntry, Publisher } from '../eventBus/publisher.js';
 import type { PostgresEventStore } from '../eventStore/PostgresEventStore.js';
 import { rowToEvent, type StoredEvent, type StoredEventRowType, type Upcaster } from '../eventStore/types.js';
 import { flushPlatformStats } from './alerting.js';
@@ -14,9 +12,14 @@ import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerS
 /** Batches at least this large run their (non-isolated) handlers in one shared transaction. */
 export const SHARED_TRANSACTION_MIN_EVENTS = 200;
 
+/**
+ * Runs inside the transaction that commits these handlers' effects, after them: the consumer pipeline
+ * settles its bookkeeping there (owed work, a retried failure), so effect and bookkeeping commit together.
+ */
+export type FinishHook = (tx: CommonQueryMethods, consumers: readonly string[]) => Promise<void>;
+
 export interface RunOptions {
-  /** Set when an operator retried a recorded failure; success resolves it. */
-  retryOf?: number;
+  finish?: FinishHook;
   /**
    * Receives the events the handlers emitted, once committed, instead of their being enqueued: the
    * caller processes them itself (their outbox rows stay until it is done, so nothing is lost).
@@ -46,7 +49,7 @@ export class HandlerRunner {
     private readonly deps: {
       pool: DatabasePool;
       store: PostgresEventStore;
-      publisher: JobPublisher;
+      publisher: Publisher;
       redis: Redis;
       settings: HandlerSettings;
       logger: Logger;
@@ -66,7 +69,7 @@ export class HandlerRunner {
     return rows.map((r) => rowToEvent(r, this.deps.upcast));
   }
 
-  async run(handler: EventHandler, eventIds: readonly string[], options: { retryOf?: number } = {}): Promise<HandlerBatchResult> {
+  async run(handler: EventHandler, eventIds: readonly string[], options: RunOptions = {}): Promise<HandlerBatchResult> {
     return this.runEvents(handler, await this.loadEvents(eventIds), options);
   }
 
@@ -74,12 +77,13 @@ export class HandlerRunner {
   async runEvents(handler: EventHandler, loaded: readonly StoredEvent[], options: RunOptions = {}): Promise<HandlerBatchResult> {
     const events = loaded.filter((e) => (handler.handledTypes as readonly string[]).includes(e.type));
     if (events.length === 0) {
-      // Nothing this handler must do (e.g. a retried failure whose event it does not handle): a retry is done.
-      if (options.retryOf !== undefined) await FailureStore.markResolved(this.deps.pool, options.retryOf, 'nothing to process');
+      // Nothing this handler must do (e.g. a retried failure whose event it does not handle): it is settled.
+      const finish = options.finish;
+      if (finish) await this.deps.pool.transaction((tx) => finish(tx, [handler.name]));
       return { processed: 0, skipped: loaded.length, failed: [] };
     }
     try {
-      const [processed] = await this.runInTransaction([{ handler, events }], options.retryOf, options.onEmitted);
+      const [processed] = await this.runInTransaction([{ handler, events }], options.finish, options.onEmitted);
       return { processed: processed!, skipped: events.length - processed!, failed: [] };
     } catch (error) {
       if (events.length === 1) return { processed: 0, skipped: 0, failed: [{ eventId: events[0]!.id, error: asError(error) }] };
@@ -87,11 +91,15 @@ export class HandlerRunner {
     const result: HandlerBatchResult = { processed: 0, skipped: 0, failed: [] };
     for (const e of events) {
       try {
-        result.processed += (await this.runInTransaction([{ handler, events: [e] }], options.retryOf, options.onEmitted))[0]!;
+        result.processed += (await this.runInTransaction([{ handler, events: [e] }], undefined, options.onEmitted))[0]!;
       } catch (error) {
         result.failed.push({ eventId: e.id, error: asError(error) });
       }
     }
+    // Every event took effect, each in its own transaction (the ledger makes a re-run harmless), so
+    // the bookkeeping can settle after them.
+    const finish = options.finish;
+    if (result.failed.length === 0 && finish) await this.deps.pool.transaction((tx) => finish(tx, [handler.name]));
     return result;
   }
 
@@ -101,10 +109,13 @@ export class HandlerRunner {
    * (`runEvents`), so a failing handler leaves only its own events to retry. Isolated handlers always
    * run alone. Results by handler name.
    */
-  async runMany(handlers: readonly EventHandler[], loaded: readonly StoredEvent[], options: Pick<RunOptions, 'onEmitted'> = {}): Promise<Map<string, HandlerBatchResult>> {
+  async runMany(handlers: readonly EventHandler[], loaded: readonly StoredEvent[], options: RunOptions = {}): Promise<Map<string, HandlerBatchResult>> {
     const results = new Map<string, HandlerBatchResult>();
     const units = handlers.map((handler) => ({ handler, events: loaded.filter((e) => (handler.handledTypes as readonly string[]).includes(e.type)) }));
-    for (const u of units) if (u.events.length === 0) results.set(u.handler.name, { processed: 0, skipped: loaded.length, failed: [] });
+    const idle = units.filter((u) => u.events.length === 0);
+    for (const u of idle) results.set(u.handler.name, { processed: 0, skipped: loaded.length, failed: [] });
+    const finish = options.finish;
+    if (idle.length && finish) await this.deps.pool.transaction((tx) => finish(tx, idle.map((u) => u.handler.name)));
     const busy = units.filter((u) => u.events.length > 0);
     // Small batches (a quiet system) run their handlers concurrently, each in its own transaction:
     // lower latency. Large ones (a busy system) share one: fewer round trips per event.
@@ -113,7 +124,7 @@ export class HandlerRunner {
     const runAlone = (u: (typeof units)[number]) => this.runEvents(u.handler, u.events, options).then((r) => void results.set(u.handler.name, r));
     await Promise.all([
       shared.length > 1
-        ? this.runInTransaction(shared, undefined, options.onEmitted).then(
+        ? this.runInTransaction(shared, options.finish, options.onEmitted).then(
             (counts) => shared.forEach((u, i) => results.set(u.handler.name, { processed: counts[i]!, skipped: u.events.length - counts[i]!, failed: [] })),
             () => Promise.all(shared.map(runAlone)),
           )
@@ -123,7 +134,7 @@ export class HandlerRunner {
     return results;
   }
 
-  private async runInTransaction(units: readonly { handler: EventHandler; events: readonly StoredEvent[] }[], retryOf?: number, onEmitted?: RunOptions['onEmitted']): Promise<number[]> {
+  private async runInTransaction(units: readonly { handler: EventHandler; events: readonly StoredEvent[] }[], finish?: FinishHook, onEmitted?: RunOptions['onEmitted']): Promise<number[]> {
     const emitted: OutboxEntry[] = [];
     const processed = await this.deps.pool.transaction(async (tx) => {
       const pairs = units.flatMap((u) => u.events.map((e) => [u.handler.name, e.id] as const)).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
@@ -210,11 +221,7 @@ export class HandlerRunner {
       // Last before commit: every handler batch counts into the same few platform rows, so their row
       // locks are held for one round trip instead of the whole tail of the transaction.
       await flushPlatformStats(tx, stats);
-      if (retryOf !== undefined) {
-        await tx.query(sql.unsafe`
-          UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'retried successfully')
-          WHERE id = ${retryOf} AND status <> 'resolved'`);
-      }
+      if (finish) await finish(tx, units.map((u) => u.handler.name));
       return units.map((u) => claimedBy.get(u.handler.name)?.size ?? 0);
     });
     if (emitted.length && onEmitted) onEmitted(emitted);
@@ -222,16 +229,6 @@ export class HandlerRunner {
       await this.deps.publisher.publish(emitted).catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'enqueue of emitted events failed; the relay will deliver them'));
     }
     return processed;
-  }
-
-  /** Events of a job that this handler handles and has no ledger row for yet (what is still owed after a final failure). */
-  async unprocessed(handler: Pick<EventHandler, 'name' | 'handledTypes'>, eventIds: readonly string[]): Promise<string[]> {
-    return [
-      ...(await this.deps.pool.anyFirst(sql.type(z.object({ id: z.string() }))`
-        SELECT e.id FROM event_store e
-        WHERE e.id = ANY(${sql.array([...eventIds], 'uuid')}) AND e.event_type = ANY(${sql.array([...handler.handledTypes], 'text')})
-          AND NOT EXISTS (SELECT 1 FROM event_handler_ledger l WHERE l.handler = ${handler.name} AND l.event_id = e.id)`)),
-    ];
   }
 }
 

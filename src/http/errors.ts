@@ -2,7 +2,7 @@ import type { FastifyError } from 'fastify';
 import type { z } from 'zod';
 import { EventValidationError, type ValidationIssue } from '../domain/index.js';
 import { ConcurrencyError, IdempotencyConflictError } from '../eventStore/errors.js';
-import { FailureNotFoundError, FailureStateError } from '../eventBus/FailureStore.js';
+import { FailureNotFoundError, FailureStateError } from '../consumers/failures.js';
 import { UnknownProjectionError } from '../replay/ReplayService.js';
 
 /** An error the client caused or may act on; everything else becomes an opaque 500. */

@@ -1,5 +1,4 @@
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
-import { z } from 'zod';
 import { rowToEvent, type StoredEvent, type StoredEventRowType, type Upcaster } from '../eventStore/types.js';
 
 export { rowToEvent };
@@ -35,6 +34,18 @@ export interface CatchUpResult {
   parkedSkipped: string[];
 }
 
+/**
+ * Runs inside the transaction that commits these projections' catch-up, for those that had no
+ * poisoned stream: the consumer pipeline settles its bookkeeping there (owed work, a retried failure).
+ */
+export type FinishHook = (tx: CommonQueryMethods, consumers: readonly string[]) => Promise<void>;
+
+export interface CatchUpOptions {
+  finish?: FinishHook;
+  /** Events to pass over without applying them (an operator skipped them): a rebuild's skip list. */
+  skip?: ReadonlySet<string>;
+}
+
 /** Recovers the narrowed event from a stored one (payloads were validated before they were stored). */
 export function toProjected(e: StoredEvent): ProjectedEvent {
   return e as unknown as ProjectedEvent;
@@ -62,10 +73,14 @@ export class ProjectionRunner {
     }
   }
 
-  async catchUp(projection: Projection<any>, streams: readonly string[], options: { retryOf?: number } = {}): Promise<CatchUpResult> {
+  async catchUp(projection: Projection<any>, streams: readonly string[], options: CatchUpOptions = {}): Promise<CatchUpResult> {
     const sorted = [...new Set(streams)].sort();
     // The current generation is read (FOR SHARE) in the statement that locks the checkpoints.
-    return this.pool.transaction(async (tx) => (await this.catchUpSet(tx, [{ projection, table: projection.table, streams: sorted }], 'current', options.retryOf))[0]!);
+    return this.pool.transaction(async (tx) => {
+      const r = (await this.catchUpSet(tx, [{ projection, table: projection.table, streams: sorted }], 'current', options.skip))[0]!;
+      if (options.finish && r.poisoned.length === 0) await options.finish(tx, [projection.name]);
+      return r;
+    });
   }
 
   /**
@@ -74,7 +89,7 @@ export class ProjectionRunner {
    * does. If that transaction fails, each projection is caught up alone, so one projection's failure
    * is its own. Results (or the error) by projection name.
    */
-  async catchUpMany(work: readonly { projection: Projection<any>; streams: readonly string[] }[]): Promise<Map<string, CatchUpResult | Error>> {
+  async catchUpMany(work: readonly { projection: Projection<any>; streams: readonly string[] }[], options: CatchUpOptions = {}): Promise<Map<string, CatchUpResult | Error>> {
     const items = [...work]
       .sort((a, b) => (a.projection.name < b.projection.name ? -1 : 1))
       .map((w) => ({ projection: w.projection, table: w.projection.table, streams: [...new Set(w.streams)].sort() }));
@@ -83,7 +98,12 @@ export class ProjectionRunner {
     const distinctTables = new Set(items.map((i) => i.table)).size === items.length;
     if (items.length > 1 && distinctTables) {
       try {
-        const results = await this.pool.transaction((tx) => this.catchUpSet(tx, items, 'current'));
+        const results = await this.pool.transaction(async (tx) => {
+          const rs = await this.catchUpSet(tx, items, 'current', options.skip);
+          const clean = items.filter((_, k) => rs[k]!.poisoned.length === 0).map((it) => it.projection.name);
+          if (options.finish && clean.length) await options.finish(tx, clean);
+          return rs;
+        });
         items.forEach((it, k) => out.set(it.projection.name, results[k]!));
         return out;
       } catch {
@@ -92,7 +112,7 @@ export class ProjectionRunner {
     }
     await Promise.all(
       items.map((it) =>
-        this.catchUp(it.projection, it.streams).then(
+        this.catchUp(it.projection, it.streams, options).then(
           (r) => void out.set(it.projection.name, r),
           (e: unknown) => void out.set(it.projection.name, e instanceof Error ? e : new Error(String(e))),
         ),
@@ -106,11 +126,11 @@ export class ProjectionRunner {
    * and table). With `'current'`, the projection's generation is read FOR SHARE: a rebuild's
    * switch-over takes that row FOR UPDATE, so live work and the switch never interleave.
    */
-  async catchUpIn(tx: CommonQueryMethods, projection: Projection<any>, generationOrCurrent: number | 'current', table: string, sorted: readonly string[], options: { retryOf?: number } = {}): Promise<CatchUpResult> {
-    return (await this.catchUpSet(tx, [{ projection, table, streams: sorted }], generationOrCurrent, options.retryOf))[0]!;
+  async catchUpIn(tx: CommonQueryMethods, projection: Projection<any>, generationOrCurrent: number | 'current', table: string, sorted: readonly string[], options: Pick<CatchUpOptions, 'skip'> = {}): Promise<CatchUpResult> {
+    return (await this.catchUpSet(tx, [{ projection, table, streams: sorted }], generationOrCurrent, options.skip))[0]!;
   }
 
-  private async catchUpSet(tx: CommonQueryMethods, items: readonly CatchUpItem[], generationOrCurrent: number | 'current', retryOf?: number): Promise<CatchUpResult[]> {
+  private async catchUpSet(tx: CommonQueryMethods, items: readonly CatchUpItem[], generationOrCurrent: number | 'current', skip?: ReadonlySet<string>): Promise<CatchUpResult[]> {
     const results = items.map((): CatchUpResult => ({ applied: 0, streams: 0, poisoned: [], parkedSkipped: [] }));
     const pairs = items.flatMap((it) => it.streams.map((s) => [it.projection.name, s] as const));
     if (pairs.length === 0) return results;
@@ -183,6 +203,11 @@ export class ProjectionRunner {
       for (const [streamId, list] of plan.byStream) {
         let last: ProjectedEvent | undefined;
         for (const e of list) {
+          if (skip?.has(e.id)) {
+            // Skipped by an operator: the checkpoint passes it, nothing is applied.
+            last = e;
+            continue;
+          }
           try {
             // One copy-on-write unit per event: a throwing event leaves no trace, the ones before it stay.
             working.foldStream((docs, setPosition) => {
@@ -212,49 +237,12 @@ export class ProjectionRunner {
         FROM ${sql.unnest(advanced, ['text', 'text', 'int4', 'int4', 'int8'])} AS u(projection, stream_id, generation, version, pos)
         WHERE c.projection = u.projection AND c.generation = u.generation AND c.stream_id = u.stream_id`);
     }
-    if (retryOf !== undefined && results.every((r) => r.poisoned.length === 0)) {
-      writes.push(sql.fragment`
-        UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'retried successfully')
-        WHERE id = ${retryOf} AND status <> 'resolved'`);
-    }
-    // Documents, checkpoints and (for a retry) the failure row of every projection in one statement.
+    // Documents and checkpoints of every projection in one statement.
     if (writes.length) {
       await tx.query(sql.unsafe`
         WITH ${sql.join(writes.map((w, i) => sql.fragment`${sql.identifier([`w${i}`])} AS (${w})`), sql.fragment`, `)}
         SELECT 1`);
     }
     return results;
-  }
-
-  /**
-   * After a job finally failed: park each of its streams that still has an unapplied event, and name
-   * that event. Returns the parked (stream, event) pairs so they can be recorded as failures.
-   */
-  async parkUnapplied(projection: Projection<any>, streams: readonly string[]): Promise<{ streamId: string; eventId: string }[]> {
-    return this.pool.transaction(async (tx) => {
-      const generation = await tx.oneFirst(sql.type(z.object({ generation: z.number() }))`SELECT generation FROM event_projections WHERE name = ${projection.name}`);
-      // A job that failed before its first commit on a stream left no checkpoint: create it, or the
-      // stream's events would be neither parked nor recorded.
-      await tx.query(sql.unsafe`
-        INSERT INTO projection_checkpoints (projection, generation, stream_id)
-        SELECT ${projection.name}, ${generation}, s FROM unnest(${sql.array([...new Set(streams)].sort(), 'text')}::text[]) AS s
-        ON CONFLICT DO NOTHING`);
-      const rows = await tx.any(sql.type(z.object({ stream_id: z.string(), event_id: z.string() }))`
-        SELECT c.stream_id, first.id AS event_id
-        FROM projection_checkpoints c
-        CROSS JOIN LATERAL (
-          SELECT e.id FROM event_store e
-          WHERE e.stream_id = c.stream_id AND e.version > c.version AND e.event_type = ANY(${sql.array([...projection.handledTypes], 'text')})
-          ORDER BY e.version LIMIT 1) first
-        WHERE c.projection = ${projection.name} AND c.generation = ${generation} AND c.stream_id = ANY(${sql.array([...streams], 'text')})
-        ORDER BY c.stream_id FOR UPDATE OF c`);
-      if (rows.length) {
-        await tx.query(sql.unsafe`
-          UPDATE projection_checkpoints c SET parked = true, parked_event_id = u.event_id, updated_at = now()
-          FROM ${sql.unnest(rows.map((r) => [r.stream_id, r.event_id]), ['text', 'uuid'])} AS u(stream_id, event_id)
-          WHERE c.projection = ${projection.name} AND c.generation = ${generation} AND c.stream_id = u.stream_id`);
-      }
-      return rows.map((r) => ({ streamId: r.stream_id, eventId: r.event_id }));
-    });
   }
 }

@@ -15,6 +15,11 @@ export const ProjectionStatusSchema = z.object({
   lagEvents: z.number(),
   lagSeconds: z.number(),
   parkedStreams: z.number(),
+  /** Events owed to this projection per Postgres' owed-work record (published, not yet applied). */
+  owedEvents: z.number(),
+  owedOldestSeconds: z.number(),
+  /** A worker running this projection sent a heartbeat within 30 s. */
+  liveWorker: z.boolean(),
   lastUpdatedAt: z.string().nullable(),
   lastRebuild: z
     .object({ startedAt: z.string().nullable(), finishedAt: z.string().nullable(), durationMs: z.number().nullable(), events: z.number().nullable() })
@@ -34,6 +39,14 @@ const Row = z.object({
 const Lag = z.object({ lag: z.number(), oldest: z.string().nullable(), streams: z.number() });
 const Ck = z.object({ pos: z.number().nullable(), updated: z.string().nullable(), parked: z.number() });
 
+/** Owed work of a consumer, as the consumer pipeline reports it (passed in: projections sit below it). */
+export interface OwedInfo {
+  consumer: string;
+  events: number;
+  oldestSeconds: number;
+  liveWorker: boolean;
+}
+
 /** Which stream types a projection reads (its lag is measured over those streams). */
 export function streamTypesOf(p: Projection<any>): string[] {
   return [...new Set(p.handledTypes.map((t) => eventRegistry.definition(t).streamType))];
@@ -44,8 +57,9 @@ export function streamTypesOf(p: Projection<any>): string[] {
  * each projection. Lag counts events in the projection's streams beyond their checkpoints, using
  * event_streams (one row per stream) rather than scanning the store.
  */
-export async function projectionStatuses(pool: DatabasePool, projections: readonly Projection<any>[]): Promise<ProjectionStatus[]> {
+export async function projectionStatuses(pool: DatabasePool, projections: readonly Projection<any>[], owed: readonly OwedInfo[] = []): Promise<ProjectionStatus[]> {
   const out: ProjectionStatus[] = [];
+  const owedOf = new Map(owed.map((o) => [o.consumer, o]));
   for (const p of projections) {
     const meta = await pool.maybeOne(sql.type(Row)`
       SELECT version, status, generation, last_rebuild_started_at, last_rebuild_finished_at, last_rebuild_duration_ms, last_rebuild_events
@@ -74,6 +88,9 @@ export async function projectionStatuses(pool: DatabasePool, projections: readon
       lagEvents: lag.lag,
       lagSeconds: lag.oldest ? Math.max(0, (Date.now() - Date.parse(lag.oldest)) / 1000) : 0,
       parkedStreams: ck.parked,
+      owedEvents: owedOf.get(p.name)?.events ?? 0,
+      owedOldestSeconds: owedOf.get(p.name)?.oldestSeconds ?? 0,
+      liveWorker: owedOf.get(p.name)?.liveWorker ?? false,
       lastUpdatedAt: ck.updated,
       lastRebuild: meta?.last_rebuild_started_at
         ? { startedAt: meta.last_rebuild_started_at, finishedAt: meta.last_rebuild_finished_at, durationMs: meta.last_rebuild_duration_ms, events: meta.last_rebuild_events }

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
+import { skippedEvents } from '../consumers/failures.js';
 import { afterCheckpoint, GLOBAL_ORDER } from '../eventStore/globalOrder.js';
 import { START, type GlobalCheckpoint } from '../eventStore/types.js';
 import type { Projection } from '../projections/Projection.js';
@@ -66,6 +67,8 @@ export class ReplayEngine {
     await this.runner.register([p]);
     const full = options.from === null;
     const { generation, table, cursor, done } = full ? await this.prepareRebuild(p, options.jobId) : await this.prepareFrom(p, options.jobId);
+    // Events an operator resolved (skipped) for this projection stay skipped in every rebuild.
+    const skip = await skippedEvents(this.pool, p.name);
     const resumedFrom = done;
     const total = Math.max(done, await this.countEvents(p, options.from));
     let processed = done;
@@ -102,7 +105,7 @@ export class ReplayEngine {
           await tx.query(sql.unsafe`SELECT 1 FROM event_projections WHERE name = ${p.name} FOR SHARE`);
           await this.seedCheckpointsFrom(tx, p, generation, streams, options.from!);
         }
-        await this.runner.catchUpIn(tx, p, generation, table, streams).then((r) => {
+        await this.runner.catchUpIn(tx, p, generation, table, streams, { skip }).then((r) => {
           if (r.poisoned.length) {
             const first = r.poisoned[0]!;
             throw new Error(`${p.name} could not apply event ${first.eventId} (stream ${first.streamId} v${first.version}) during replay: ${first.error.message}`);
@@ -120,7 +123,7 @@ export class ReplayEngine {
 
     if (full) {
       await report('switching');
-      await this.switchOver(p, generation, options.jobId, started, processed);
+      await this.switchOver(p, generation, options.jobId, started, processed, skip);
     } else {
       await this.pool.query(sql.unsafe`DELETE FROM event_subscriptions WHERE name = ${subscriptionName(p.name)}`);
     }
@@ -196,21 +199,21 @@ export class ReplayEngine {
     ];
   }
 
-  private async catchUpStreams(db: CommonQueryMethods, p: Projection<any>, generation: number, streams: string[]) {
+  private async catchUpStreams(db: CommonQueryMethods, p: Projection<any>, generation: number, streams: string[], skip: ReadonlySet<string>) {
     for (let i = 0; i < streams.length; i += 500) {
-      const r = await this.runner.catchUpIn(db, p, generation, shadowTable(p.table), streams.slice(i, i + 500));
+      const r = await this.runner.catchUpIn(db, p, generation, shadowTable(p.table), streams.slice(i, i + 500), { skip });
       if (r.poisoned.length) throw new Error(`${p.name} could not apply event ${r.poisoned[0]!.eventId} during the switch-over: ${r.poisoned[0]!.error.message}`);
     }
   }
 
-  private async switchOver(p: Projection<any>, generation: number, jobId: string, started: number, events: number): Promise<void> {
+  private async switchOver(p: Projection<any>, generation: number, jobId: string, started: number, events: number, skip: ReadonlySet<string>): Promise<void> {
     // Shrink the tail outside the lock first, so live workers wait only for the last few events.
-    await this.pool.transaction(async (tx) => this.catchUpStreams(tx, p, generation, await this.behindStreams(tx, p, generation)));
+    await this.pool.transaction(async (tx) => this.catchUpStreams(tx, p, generation, await this.behindStreams(tx, p, generation), skip));
     await this.pool.transaction(async (tx) => {
       // Live workers hold this row FOR SHARE while they work: taking it FOR UPDATE waits for them and pauses new ones.
       const meta = await tx.one(sql.type(Meta)`SELECT generation, status, rebuild_job_id FROM event_projections WHERE name = ${p.name} FOR UPDATE`);
       if (meta.rebuild_job_id !== jobId) throw new Error(`another rebuild (${meta.rebuild_job_id}) took over ${p.name}`);
-      await this.catchUpStreams(tx, p, generation, await this.behindStreams(tx, p, generation));
+      await this.catchUpStreams(tx, p, generation, await this.behindStreams(tx, p, generation), skip);
       const old = `${p.table}__old`;
       await tx.query(sql.unsafe`DROP TABLE IF EXISTS ${sql.identifier([old])}`);
       await tx.query(sql.unsafe`ALTER TABLE ${sql.identifier([p.table])} RENAME TO ${sql.identifier([old])}`);

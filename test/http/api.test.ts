@@ -223,7 +223,7 @@ describe('failures and replays', () => {
     const retry = await call('POST', `/api/events/failures/${id}/retry`);
     expect(retry.status).toBe(202);
     expect(retry.body.data.failure.status).toBe('retrying');
-    expect(await h.c.queues.handlers.getJob(retry.body.data.jobId)).toBeTruthy();
+    expect(await h.c.consumerQueues.own('TicketDiscoveredHandler').getJob(retry.body.data.jobId)).toBeTruthy();
 
     expect((await call('POST', `/api/events/failures/${id}/resolve`, { body: {} })).body.error.details.field).toBe('note');
     const resolved = await call('POST', `/api/events/failures/${id}/resolve`, { body: { note: 'not needed' } });

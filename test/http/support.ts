@@ -67,7 +67,7 @@ export async function startHarness(label: string, env: Record<string, string> = 
     },
     async close() {
       await server.close();
-      await Promise.all(Object.values(c.queues).map((q) => q.obliterate({ force: true }).catch(() => {})));
+      await Promise.all([...Object.values(c.queues), ...c.routes.map((r) => c.consumerQueues.own(r.name))].map((q) => q.obliterate({ force: true }).catch(() => {})));
       await c.close();
       await db.drop();
     },

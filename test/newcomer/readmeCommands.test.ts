@@ -8,7 +8,7 @@ import type { Container } from '../../src/app/container.js';
 import { startWorkerHost, type WorkerHost } from '../../src/app/workerHost.js';
 import { createEventGenerator } from '../../src/demo/eventGenerator.js';
 import { startWebServer } from '../../src/http/server.js';
-import { startReplayWorker } from '../../src/replay/replayWorker.js';
+import { startReplayWorker } from '../../src/app/replayWorker.js';
 import { disposeTestContainer, idle, queueCounts, testContainer } from '../support/app.js';
 import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
 import { ROOT } from '../support/processes.js';

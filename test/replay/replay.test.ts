@@ -6,7 +6,7 @@ import { startWorkerHost, type WorkerHost } from '../../src/app/workerHost.js';
 import { createEventGenerator } from '../../src/demo/eventGenerator.js';
 import { defaultProjections } from '../../src/projections/index.js';
 import { createReplayService, type ReplayApi } from '../../src/replay/ReplayService.js';
-import { startReplayWorker } from '../../src/replay/replayWorker.js';
+import { startReplayWorker } from '../../src/app/replayWorker.js';
 import { disposeTestContainer, idle, queueCounts, testContainer } from '../support/app.js';
 import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
 import { actualDocs, diffDocs, expectedDocs } from '../support/readModels.js';

@@ -5,7 +5,7 @@ import type { Container } from '../../src/app/container.js';
 import { createEventGenerator } from '../../src/demo/eventGenerator.js';
 import { defaultHandlers } from '../../src/handlers/index.js';
 import { defaultProjections } from '../../src/projections/index.js';
-import { idle, queueCounts, testContainer } from '../support/app.js';
+import { disposeTestContainer, idle, queueCounts, testContainer } from '../support/app.js';
 import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
 import { spawnTs, stopAll, type Spawned } from '../support/processes.js';
 import { actualDocs, diffDocs, expectedDocs } from '../support/readModels.js';
@@ -32,9 +32,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopAll(workers);
-  await producer?.queues.handlers.obliterate({ force: true }).catch(() => {});
-  await producer?.queues.projections.obliterate({ force: true }).catch(() => {});
-  await producer?.close();
+  await disposeTestContainer(producer);
   await db?.drop();
 });
 

@@ -4,9 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Container } from '../../src/app/container.js';
 import { startWorkerHost, type WorkerHost } from '../../src/app/workerHost.js';
 import { sampleEvent } from '../../src/domain/index.js';
-import { batchJobId, QUEUE_NAMES } from '../../src/eventBus/queues.js';
 import { defineProjection } from '../../src/projections/Projection.js';
-import { idle, queueCounts, testContainer } from '../support/app.js';
+import { disposeTestContainer, idle, queueCounts, testContainer } from '../support/app.js';
 import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
 
 /** Records the order in which it was handed each stream's events. */
@@ -54,8 +53,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await host?.close(5000);
-  await c?.queues.projections.obliterate({ force: true }).catch(() => {});
-  await c?.close();
+  await disposeTestContainer(c);
   await db?.drop();
 });
 
@@ -72,7 +70,7 @@ describe('projection workers', () => {
     // Many small dispatches (one job each) plus duplicate and stale jobs enqueued by hand.
     await Promise.all(changes.map((ch, i) => (i % 3 === 0 ? c.bus.dispatch(ch) : c.bus.dispatchMany([ch]))));
     await c.queues.projections.addBulk(
-      Array.from({ length: 20 }, (_, i) => ({ name: 'OrderRecorder', data: { consumer: 'OrderRecorder', streams: [`ticket-${ticketId}`] }, opts: { jobId: batchJobId('OrderRecorder', [`dup-${i}`]) } })),
+      Array.from({ length: 20 }, (_, i) => ({ name: 'OrderRecorder', data: { streams: { OrderRecorder: [`ticket-${ticketId}`] } }, opts: { jobId: `OrderRecorder.dup-${i}` } })),
     );
     const doc = await waitFor(async () => {
       const d = (await docOf('ticket_read_models', `ticket-${ticketId}`)) as { seen: number[] } | undefined;
@@ -114,4 +112,3 @@ describe('projection workers', () => {
   });
 });
 
-void QUEUE_NAMES;

@@ -8,7 +8,7 @@ import { startWorkerHost, type WorkerHost } from '../../src/app/workerHost.js';
 import { sampleEvent } from '../../src/domain/index.js';
 import { signBody } from '../../src/handlers/alertNotificationHandler.js';
 import { AlertNotificationHandler } from '../../src/handlers/index.js';
-import { testContainer } from '../support/app.js';
+import { disposeTestContainer, idle, owedEvents, queueCounts, testContainer } from '../support/app.js';
 import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
 
 const SECRET = 'webhook-secret-for-tests';
@@ -41,8 +41,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await host?.close(5000);
-  await c?.queues.handlers.obliterate({ force: true }).catch(() => {});
-  await c?.close();
+  await disposeTestContainer(c);
   await db?.drop();
   server?.close();
 });
@@ -55,7 +54,7 @@ describe('alert webhook delivery', () => {
     failNext = 2;
     const { id } = await c.bus.dispatch(alert('a1'));
     await waitFor(() => calls.some((x) => x.status === 200), { what: 'a successful delivery' });
-    await waitFor(async () => (await c.queues.handlers.getJobCounts('active', 'waiting', 'delayed')).active === 0, { what: 'job to finish' });
+    await waitFor(async () => idle(await queueCounts(c)) && (await owedEvents(c)) === 0, { what: 'job to finish' });
     expect(calls.map((x) => x.status)).toEqual([500, 500, 200]);
     const ok = calls[2]!;
     expect(ok.headers['idempotency-key']).toBe(id);

@@ -1,7 +1,9 @@
 import type { Queue } from 'bullmq';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { QUEUE_STATES } from '../../app/metrics.js';
+import { countOpenFailures } from '../../consumers/failures.js';
+import { owedSummary, OwedSummarySchema } from '../../consumers/owedWork.js';
+import { QUEUE_STATES } from '../../metrics/metrics.js';
 
 export const QueueDepthSchema = z.object(Object.fromEntries(QUEUE_STATES.map((s) => [s, z.number().int()])) as Record<(typeof QUEUE_STATES)[number], z.ZodNumber>);
 
@@ -14,6 +16,11 @@ export const OverviewSchema = z.object({
   failed_processing: z.number().int(),
   event_types: z.array(z.object({ type: z.string(), count: z.number().int() })),
   outbox: z.object({ backlog: z.number().int(), oldestSeconds: z.number() }),
+  /**
+   * What each registered consumer still owes, from Postgres (never from Redis queue counts): owed
+   * batches whose effect is not committed yet, plus outbox rows not yet published.
+   */
+  owed: z.object({ events: z.number().int(), consumers: z.array(OwedSummarySchema), withoutLiveWorker: z.array(z.string()) }),
   /** null when Redis could not be asked (the rest of the overview still answers). */
   queues: z.record(QueueDepthSchema).nullable(),
   generatedAt: z.string(),
@@ -27,7 +34,6 @@ const Counts = z.object({
   last_recorded_at: z.string().nullable(),
   outbox: z.number(),
   outbox_oldest: z.string().nullable(),
-  failures: z.number(),
 });
 const ProjectionRow = z.object({ name: z.string(), status: z.string(), version: z.number() });
 
@@ -47,18 +53,19 @@ export async function queueDepths(queues: Record<string, Queue>): Promise<Record
  * uses the BRIN index on recorded_at.
  */
 export async function overview(pool: DatabasePool, queues: Record<string, Queue>): Promise<Overview> {
-  const [types, counts, projections, depths] = await Promise.all([
+  const [types, counts, projections, depths, owed, failures] = await Promise.all([
     pool.any(sql.type(TypeCount)`SELECT event_type AS type, count(*) AS count FROM event_store GROUP BY event_type ORDER BY count DESC, event_type`),
     pool.one(sql.type(Counts)`
       SELECT (SELECT count(*) FROM event_store WHERE recorded_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today,
              last.global_position AS last_position, last.recorded_at AS last_recorded_at,
              (SELECT count(*) FROM event_outbox) AS outbox,
-             (SELECT min(created_at) FROM event_outbox) AS outbox_oldest,
-             (SELECT count(*) FROM event_processing_failures WHERE status <> 'resolved') AS failures
+             (SELECT min(created_at) FROM event_outbox) AS outbox_oldest
       FROM (SELECT 1) one
       LEFT JOIN LATERAL (SELECT global_position, recorded_at FROM event_store ORDER BY global_position DESC LIMIT 1) last ON true`),
     pool.any(sql.type(ProjectionRow)`SELECT name, status, version FROM event_projections ORDER BY name`),
     queueDepths(queues).catch(() => null),
+    owedSummary(pool),
+    countOpenFailures(pool),
   ]);
   return {
     total_events: types.reduce((n, t) => n + t.count, 0),
@@ -66,9 +73,10 @@ export async function overview(pool: DatabasePool, queues: Record<string, Queue>
     last_event: counts.last_position !== null && counts.last_recorded_at ? { position: counts.last_position, recordedAt: counts.last_recorded_at } : null,
     active_projections: projections.filter((p) => p.status === 'live').length,
     projections: [...projections],
-    failed_processing: counts.failures,
+    failed_processing: failures,
     event_types: [...types],
     outbox: { backlog: counts.outbox, oldestSeconds: counts.outbox_oldest ? Math.max(0, (Date.now() - Date.parse(counts.outbox_oldest)) / 1000) : 0 },
+    owed: { events: owed.reduce((n, o) => n + o.events, 0), consumers: owed, withoutLiveWorker: owed.filter((o) => !o.liveWorker).map((o) => o.consumer) },
     queues: depths,
     generatedAt: new Date().toISOString(),
   };

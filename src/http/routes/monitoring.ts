@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Container } from '../../app/container.js';
-import { FailureRow, FailureStatusSchema } from '../../eventBus/FailureStore.js';
+import { FailureRow, FailureStatusSchema } from '../../consumers/failures.js';
+import { owedSummary } from '../../consumers/owedWork.js';
 import { StreamIdSchema } from '../../eventStore/types.js';
 import { projectionStatuses, ProjectionStatusSchema } from '../../projections/status.js';
 import type { ReplayApi } from '../../replay/ReplayService.js';
@@ -136,7 +137,7 @@ export function monitoringRoutes(c: Container, replay: ReplayApi) {
       access: 'read',
       responses: { 200: { description: 'Projection statuses', data: z.object({ projections: z.array(ProjectionStatusSchema) }) } },
       errors: [],
-      handler: async () => ({ data: { projections: await projectionStatuses(c.pool, c.projections) } }),
+      handler: async () => ({ data: { projections: await projectionStatuses(c.pool, c.projections, await owedSummary(c.pool)) } }),
     }),
     defineRoute({
       method: 'GET',

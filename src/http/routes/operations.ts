@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Container } from '../../app/container.js';
-import { FailureRow } from '../../eventBus/FailureStore.js';
+import { FailureRow } from '../../consumers/failures.js';
 import type { ReplayApi } from '../../replay/ReplayService.js';
 import { HttpError } from '../errors.js';
 import { defineRoute } from '../route.js';

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Container } from '../../app/container.js';
-import { refreshGauges, registry } from '../../app/metrics.js';
+import { refreshGauges } from '../../app/gauges.js';
+import { registry } from '../../metrics/metrics.js';
 import { streamTypesOf } from '../../projections/status.js';
 import { readiness, ReadinessSchema } from '../queries/readiness.js';
 import { defineRoute, type RouteDef } from '../route.js';

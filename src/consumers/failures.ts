@@ -1,7 +1,9 @@
-import type { Queue } from 'bullmq';
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
-import { jobOptions, policyOf, retryJobId, type ConsumerRoute, type HandlerJobData, type ProjectionJobData, type RetryPolicy } from './queues.js';
+import { markHandled } from '../handlers/ledger.js';
+import { skipPast, unpark } from '../projections/checkpoints.js';
+import { jobOptions, retryJobId, type HandlerJobData, type ProjectionJobData, type RetryPolicy } from './jobs.js';
+import type { ConsumerQueues } from './queues.js';
 
 export const FailureStatusSchema = z.enum(['open', 'retrying', 'resolved']);
 export type FailureStatus = z.infer<typeof FailureStatusSchema>;
@@ -24,6 +26,7 @@ export const FailureRow = z.object({
   first_failed_at: z.string(),
   last_failed_at: z.string(),
   resolved_at: z.string().nullable(),
+  skipped: z.boolean(),
 });
 export type Failure = z.infer<typeof FailureRow>;
 
@@ -43,13 +46,12 @@ export interface FailedItem {
   stack?: string | null;
 }
 
-/** `event_processing_failures`: one row per (consumer, event) whose job exhausted its attempts. */
+/** `event_processing_failures`: one row per (consumer, event) whose work exhausted its attempts. */
 export class FailureStore {
   constructor(
     private readonly pool: DatabasePool,
-    private readonly queues: { handlers: Queue; projections: Queue },
-    private readonly routes: readonly ConsumerRoute[],
-    private readonly defaults: RetryPolicy,
+    private readonly queues: ConsumerQueues,
+    private readonly policyOf: (consumer: string) => RetryPolicy,
   ) {}
 
   /** Idempotent per (consumer, event): a second final failure updates the row, never adds one. */
@@ -60,9 +62,10 @@ export class FailureStore {
       SELECT ${consumer}, ${kind}, e.id, e.stream_id, e.event_type, e.global_position, ${attempts}, f.message, f.stack, ${jobId ?? null}
       FROM ${sql.unnest(items.map((i) => [i.eventId, i.message.slice(0, 4000), i.stack?.slice(0, 16000) ?? null]), ['uuid', 'text', 'text'])} AS f(event_id, message, stack)
       JOIN event_store e ON e.id = f.event_id
+      ORDER BY e.id
       ON CONFLICT (consumer, event_id) DO UPDATE SET
         attempts = EXCLUDED.attempts, error_message = EXCLUDED.error_message, error_stack = EXCLUDED.error_stack,
-        job_id = EXCLUDED.job_id, last_failed_at = now(), status = 'open', resolved_at = NULL`);
+        job_id = EXCLUDED.job_id, last_failed_at = now(), status = 'open', resolved_at = NULL, skipped = false`);
   }
 
   async get(id: number): Promise<Failure> {
@@ -86,30 +89,27 @@ export class FailureStore {
   }
 
   async countOpen(): Promise<number> {
-    return this.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*) AS n FROM event_processing_failures WHERE status <> 'resolved'`);
+    return countOpenFailures(this.pool);
   }
 
-  /** Marks a failure resolved without running anything (an operator decided the event needs no processing). */
+  /**
+   * Resolves a failure without running it: the operator decided this consumer should skip the event.
+   * The skip holds for good: a handler's ledger gets the event (it is never run again), a projection's
+   * stream continues after it, and every later rebuild of that projection skips it too.
+   */
   async resolve(id: number, note: string): Promise<Failure> {
     const failure = await this.get(id);
     if (failure.status === 'resolved') throw new FailureStateError(`failure ${id} is already resolved`);
-    return this.pool.transaction(async (tx) => {
-      if (failure.consumer_kind === 'projection') {
-        // Skipping the poison event: the stream continues after it.
-        await tx.query(sql.unsafe`
-          UPDATE projection_checkpoints c SET parked = false, parked_event_id = NULL,
-            version = GREATEST(c.version, e.version), global_position = GREATEST(c.global_position, e.global_position), updated_at = now()
-          FROM event_store e
-          WHERE e.id = ${failure.event_id} AND c.projection = ${failure.consumer} AND c.stream_id = ${failure.stream_id}
-            AND c.generation = (SELECT generation FROM event_projections WHERE name = ${failure.consumer})`);
-      }
+    const row = await this.pool.transaction(async (tx) => {
+      if (failure.consumer_kind === 'projection') await skipPast(tx, failure.consumer, failure.stream_id, failure.event_id);
+      else await markHandled(tx, failure.consumer, [failure.event_id]);
       return tx.one(sql.type(FailureRow)`
-        UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = ${note}
+        UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = ${note}, skipped = true
         WHERE id = ${id} RETURNING *`);
-    }).then(async (row) => {
-      if (failure.consumer_kind === 'projection') await this.enqueueRetry(failure, id);
-      return row;
     });
+    // The stream's later events waited behind the skipped one: catch them up now.
+    if (failure.consumer_kind === 'projection') await this.enqueueRetry(failure, id);
+    return row;
   }
 
   /** Re-runs the consumer for the event with a fresh job (reset attempts); success marks the row resolved. */
@@ -117,36 +117,40 @@ export class FailureStore {
     const failure = await this.get(id);
     if (failure.status === 'resolved') throw new FailureStateError(`failure ${id} is already resolved`);
     const row = await this.pool.transaction(async (tx) => {
-      if (failure.consumer_kind === 'projection') {
-        await tx.query(sql.unsafe`
-          UPDATE projection_checkpoints SET parked = false, parked_event_id = NULL, updated_at = now()
-          WHERE projection = ${failure.consumer} AND stream_id = ${failure.stream_id}`);
-      }
+      if (failure.consumer_kind === 'projection') await unpark(tx, failure.consumer, failure.stream_id);
       return tx.one(sql.type(FailureRow)`
-        UPDATE event_processing_failures SET status = 'retrying', retry_count = retry_count + 1 WHERE id = ${id} RETURNING *`);
+        UPDATE event_processing_failures SET status = 'retrying', retry_count = retry_count + 1, skipped = false WHERE id = ${id} RETURNING *`);
     });
     const jobId = await this.enqueueRetry(failure, id);
     return { failure: row, jobId };
   }
 
+  /** A retry is a consumer's own job (its own queue: only a worker running it takes it). */
   private async enqueueRetry(failure: Failure, id: number): Promise<string> {
-    const route = this.routes.find((r) => r.name === failure.consumer);
-    const policy = policyOf(route, this.defaults);
     const jobId = retryJobId(failure.consumer, id);
-    if (failure.consumer_kind === 'handler') {
-      const data: HandlerJobData = { consumer: failure.consumer, eventIds: [failure.event_id], retryOf: id };
-      await this.queues.handlers.add(failure.consumer, data, { ...jobOptions(policy), jobId });
-    } else {
-      const data: ProjectionJobData = { consumer: failure.consumer, streams: [failure.stream_id], retryOf: id };
-      await this.queues.projections.add(failure.consumer, data, { ...jobOptions(policy), jobId });
-    }
+    const data: HandlerJobData | ProjectionJobData =
+      failure.consumer_kind === 'handler' ? { consumers: [failure.consumer], eventIds: [failure.event_id], retryOf: id } : { streams: { [failure.consumer]: [failure.stream_id] }, retryOf: id };
+    await this.queues.own(failure.consumer).add(failure.consumer, data, { ...jobOptions(this.policyOf(failure.consumer)), jobId });
     return jobId;
   }
+}
 
-  /** Called by a consumer in the same transaction as the successful work of a retry job. */
-  static async markResolved(db: CommonQueryMethods, id: number, note = 'retried successfully'): Promise<void> {
-    await db.query(sql.unsafe`
-      UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, ${note})
-      WHERE id = ${id} AND status <> 'resolved'`);
-  }
+/** In the same transaction as the successful work of a retry job: the failure is resolved. */
+export function resolveRetriedSql(id: number) {
+  return sql.fragment`
+    UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'retried successfully')
+    WHERE id = ${id} AND status <> 'resolved'`;
+}
+
+/** Events an operator resolved (skipped) for this consumer: a rebuild skips them too. */
+export async function skippedEvents(db: CommonQueryMethods, consumer: string): Promise<Set<string>> {
+  return new Set(
+    await db.anyFirst(sql.type(z.object({ event_id: z.string() }))`
+      SELECT event_id FROM event_processing_failures WHERE consumer = ${consumer} AND skipped AND status = 'resolved'`),
+  );
+}
+
+/** Failures not resolved yet (open or retrying). */
+export async function countOpenFailures(db: CommonQueryMethods): Promise<number> {
+  return db.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*) AS n FROM event_processing_failures WHERE status <> 'resolved'`);
 }

@@ -1,44 +1,13 @@
 import type { Queue } from 'bullmq';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
+import { countOpenFailures } from '../consumers/failures.js';
+import { owedSummary } from '../consumers/owedWork.js';
+import { QUEUE_STATES, registry } from '../metrics/metrics.js';
 
-// One registry per process, free of HTTP, so the event bus and the workers can count into it and
-// whichever process serves /metrics exposes what it did. Counters are process-local (Prometheus sums
-// them across processes); the gauges below are read from Postgres/Redis at scrape time, so any web
-// process reports the same fleet-wide values.
-export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: 'hdt_' });
-
-export const eventsAppended = new Counter({
-  name: 'hdt_events_appended_total',
-  help: 'Events appended to the store through the event bus (idempotent retries not counted), by type',
-  labelNames: ['type'] as const,
-  registers: [registry],
-});
-
-export const jobsProcessed = new Counter({
-  name: 'hdt_jobs_processed_total',
-  help: 'Handler/projection jobs that completed, by consumer',
-  labelNames: ['consumer', 'kind'] as const,
-  registers: [registry],
-});
-
-export const jobsFailed = new Counter({
-  name: 'hdt_jobs_failed_total',
-  help: 'Handler/projection job attempts that threw (each attempt counts; the final one also lands in event_processing_failures), by consumer',
-  labelNames: ['consumer', 'kind'] as const,
-  registers: [registry],
-});
-
-export const jobDuration = new Histogram({
-  name: 'hdt_job_duration_seconds',
-  help: 'Time a worker spent on one handler/projection job attempt',
-  labelNames: ['consumer', 'kind'] as const,
-  buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-  registers: [registry],
-});
-
+// Scrape-time gauges: read from Postgres/Redis when /metrics is scraped, so any web process reports
+// the same fleet-wide values.
 const projectionLag = new Gauge({
   name: 'hdt_projection_lag_events',
   help: 'Events in a projection’s streams not yet applied to its read model',
@@ -59,6 +28,24 @@ const queueDepth = new Gauge({
   labelNames: ['queue', 'state'] as const,
   registers: [registry],
 });
+const owedEvents = new Gauge({
+  name: 'hdt_owed_events',
+  help: 'Events a registered consumer still owes (from Postgres: owed batches plus unpublished outbox rows)',
+  labelNames: ['consumer'] as const,
+  registers: [registry],
+});
+const owedOldest = new Gauge({
+  name: 'hdt_owed_oldest_seconds',
+  help: 'Age of the oldest event a consumer still owes (0 when it owes nothing)',
+  labelNames: ['consumer'] as const,
+  registers: [registry],
+});
+const consumerLive = new Gauge({
+  name: 'hdt_consumer_live_worker',
+  help: '1 when a worker running the consumer sent a heartbeat within 30 s, else 0',
+  labelNames: ['consumer'] as const,
+  registers: [registry],
+});
 const openFailures = new Gauge({ name: 'hdt_failures_open', help: 'Processing failures not resolved (open or retrying)', registers: [registry] });
 const scrapeErrors = new Counter({
   name: 'hdt_metrics_scrape_errors_total',
@@ -67,7 +54,6 @@ const scrapeErrors = new Counter({
   registers: [registry],
 });
 
-export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed', 'completed'] as const;
 
 export interface GaugeSources {
   pool: DatabasePool;
@@ -109,8 +95,19 @@ export async function refreshGauges(s: GaugeSources): Promise<void> {
       outboxBacklog.set(r.n);
       outboxOldest.set(r.oldest ? Math.max(0, (now - Date.parse(r.oldest)) / 1000) : 0);
     }),
+    guard('owed', async () => {
+      const rows = await owedSummary(s.pool);
+      owedEvents.reset();
+      owedOldest.reset();
+      consumerLive.reset();
+      for (const r of rows) {
+        owedEvents.set({ consumer: r.consumer }, r.events);
+        owedOldest.set({ consumer: r.consumer }, r.oldestSeconds);
+        consumerLive.set({ consumer: r.consumer }, r.liveWorker ? 1 : 0);
+      }
+    }),
     guard('failures', async () => {
-      openFailures.set(await s.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*) AS n FROM event_processing_failures WHERE status <> 'resolved'`));
+      openFailures.set(await countOpenFailures(s.pool));
     }),
     guard('queues', async () => {
       const counts = await Promise.all(Object.entries(s.queues).map(async ([name, q]) => [name, await q.getJobCounts(...QUEUE_STATES)] as const));
@@ -128,23 +125,3 @@ async function guard(source: string, fn: () => Promise<void>): Promise<void> {
   }
 }
 
-/** Counts one consumer's run inside a batch job (its share of the job, timed as the whole batch). */
-export function countConsumerRun(consumer: string, kind: 'handler' | 'projection', ok: boolean, seconds: number): void {
-  jobDuration.observe({ consumer, kind }, seconds);
-  (ok ? jobsProcessed : jobsFailed).inc({ consumer, kind });
-}
-
-/** Wraps one job attempt: duration histogram plus processed/failed counters. */
-export async function instrumentJob<T>(consumer: string, kind: 'handler' | 'projection', run: () => Promise<T>): Promise<T> {
-  const end = jobDuration.startTimer({ consumer, kind });
-  try {
-    const result = await run();
-    jobsProcessed.inc({ consumer, kind });
-    return result;
-  } catch (error) {
-    jobsFailed.inc({ consumer, kind });
-    throw error;
-  } finally {
-    end();
-  }
-}

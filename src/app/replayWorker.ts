@@ -1,9 +1,9 @@
 import { Worker } from 'bullmq';
-import type { Container } from '../app/container.js';
-import { workerConnectionOptions } from '../app/redis.js';
+import type { Container } from './container.js';
+import { workerConnectionOptions } from './redis.js';
 import { QUEUE_NAMES } from '../eventBus/queues.js';
-import { ReplayEngine } from './ReplayEngine.js';
-import type { ReplayJobData } from './ReplayService.js';
+import { ReplayEngine } from '../replay/ReplayEngine.js';
+import type { ReplayJobData } from '../replay/ReplayService.js';
 
 interface ReplayJobState extends ReplayJobData {
   completed?: string[];

@@ -1,0 +1,107 @@
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { OUTBOX_CHANNEL, type JobPublisher } from './JobPublisher.js';
+import type { Reconciler } from './reconciler.js';
+
+export { OUTBOX_CHANNEL };
+
+export interface RelayOptions {
+  batchSize: number;
+  pollMs: number;
+  /**
+   * Rows younger than this are normally still being published by their producer right after commit;
+   * leaving them to it saves contention. A NOTIFY overrides it.
+   */
+  minAgeMs?: number;
+}
+
+/**
+ * The relay role: sweeps the outbox (whatever a producer did not publish: it crashed after commit,
+ * or Postgres failed it) into owed rows and jobs, and runs the reconciler over owed work whose job
+ * is gone. Any number of relays may run: rows are taken with SKIP LOCKED, and no row lock is held
+ * while Redis is called.
+ */
+export class DeliveryRelay {
+  private stopped = false;
+  private wake: (() => void) | null = null;
+  private listener: pg.Client | null = null;
+  private loop: Promise<void> | null = null;
+  private failures = 0;
+  relayed = 0;
+
+  constructor(
+    private readonly databaseUrl: string,
+    private readonly publisher: JobPublisher,
+    private readonly reconciler: Reconciler | null,
+    private readonly logger: Logger,
+    private readonly options: RelayOptions,
+  ) {}
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  /** One sweep of the outbox; returns how many events were published. Exposed for tests and the CLI. */
+  async sweep(force = false): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.publisher.sweep(this.options.batchSize, force ? 0 : (this.options.minAgeMs ?? 1000));
+      total += n;
+      this.relayed += n;
+      if (n < this.options.batchSize || this.stopped) return total;
+    }
+  }
+
+  private async listen(): Promise<void> {
+    if (this.listener || this.stopped) return;
+    const client = new pg.Client({ connectionString: this.databaseUrl });
+    client.on('error', () => {
+      // Released and re-created on the next round.
+      if (this.listener === client) this.listener = null;
+      client.end().catch(() => {});
+    });
+    client.on('notification', () => this.wake?.());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
+      this.listener = client;
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw error;
+    }
+  }
+
+  private async run(): Promise<void> {
+    let forced = false;
+    while (!this.stopped) {
+      try {
+        await this.listen().catch(() => {});
+        const n = await this.sweep(forced);
+        if (n > 0) this.logger.debug({ relayed: n }, 'outbox relayed');
+        await this.reconciler?.reconcile();
+        if (this.failures > 0) this.logger.info('outbox relay recovered');
+        this.failures = 0;
+      } catch (error) {
+        this.failures++;
+        // Log the first failure and then every 30th, not every second of an outage.
+        if (this.failures === 1 || this.failures % 30 === 0) this.logger.warn({ err: (error as Error).message, failures: this.failures }, 'relay cannot deliver yet; will retry');
+      }
+      forced = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), this.options.pollMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      this.wake = null;
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop?.catch(() => {});
+    await this.listener?.end().catch(() => {});
+    this.listener = null;
+  }
+}

@@ -1,0 +1,164 @@
+import { sql, type CommonQueryMethods } from 'slonik';
+import { z } from 'zod';
+import { SHARED_QUEUE, type ConsumerKind } from './jobs.js';
+
+/**
+ * `consumer_owed`: what each consumer still owes, per published batch. The outbox row of an event
+ * becomes owed rows (one per batch and registered consumer that handles any of its events) in one
+ * statement, before any job is enqueued; a consumer deletes its row in the transaction that commits
+ * its effect (or records its failure). So Postgres, not Redis, is the record of owed work.
+ */
+
+export interface OwedRow {
+  consumer: string;
+  job_key: string;
+  kind: ConsumerKind;
+  event_ids: string[];
+  streams: string[];
+}
+
+export interface ConvertOptions {
+  /** The producer's own just-committed events; omitted = the relay's sweep of rows older than minAgeMs. */
+  positions?: readonly number[];
+  limit: number;
+  minAgeMs: number;
+  /** Events per published batch (one job per queue per batch). */
+  batchSize: number;
+  /** When the reconciler first looks at a row (its job should have run by then). */
+  dueMs: number;
+  /** Consumers that already took effect for these events (processed in the job that emitted them). */
+  done?: readonly string[];
+}
+
+/**
+ * Moves outbox rows into owed rows. Each outbox row is taken by exactly one caller (DELETE, with
+ * SKIP LOCKED on the sweep), so a batch and its key are formed once: the key is the batch's first
+ * global position, unique for ever. Returns the owed rows created.
+ */
+export async function convertOutbox(db: CommonQueryMethods, o: ConvertOptions): Promise<{ moved: number; owed: OwedRow[] }> {
+  const pick = o.positions
+    ? sql.fragment`global_position = ANY(${sql.array([...o.positions], 'int8')})`
+    : sql.fragment`created_at <= now() - make_interval(secs => ${o.minAgeMs / 1000})`;
+  // One statement, one round trip; a summary row carries the count even when no consumer is owed.
+  const rows = (await db.any(sql.unsafe`
+    WITH moved AS (
+      DELETE FROM event_outbox o WHERE o.global_position IN (
+        SELECT global_position FROM event_outbox WHERE ${pick} ORDER BY global_position LIMIT ${o.limit} FOR UPDATE SKIP LOCKED)
+      RETURNING o.global_position, o.event_id, o.stream_id, o.event_type, o.created_at
+    ), batched AS (
+      SELECT m.*, 'p' || min(m.global_position) OVER (PARTITION BY (n - 1) / ${o.batchSize}) AS job_key
+      FROM (SELECT moved.*, row_number() OVER (ORDER BY global_position) AS n FROM moved) m
+    ), owed AS (
+      INSERT INTO consumer_owed (consumer, job_key, kind, event_ids, streams, events, first_position, created_at, due_at, job_queue, job_id)
+      SELECT c.name, b.job_key, c.kind, array_agg(b.event_id ORDER BY b.global_position), array_agg(DISTINCT b.stream_id), count(*),
+             min(b.global_position), min(b.created_at), now() + make_interval(secs => ${o.dueMs / 1000}),
+             CASE c.kind WHEN 'handler' THEN ${SHARED_QUEUE.handler} ELSE ${SHARED_QUEUE.projection} END,
+             CASE c.kind WHEN 'handler' THEN ${SHARED_QUEUE.handler} ELSE ${SHARED_QUEUE.projection} END || '.' || b.job_key
+      FROM batched b JOIN event_consumers c ON b.event_type = ANY(c.event_types)
+      WHERE NOT (c.name = ANY(${sql.array([...(o.done ?? [])], 'text')}))
+      GROUP BY c.name, c.kind, b.job_key
+      ORDER BY c.name, b.job_key
+      ON CONFLICT DO NOTHING
+      RETURNING consumer, job_key, kind, event_ids::text[] AS event_ids, streams
+    )
+    SELECT owed.*, (SELECT count(*) FROM moved)::int8 AS moved FROM owed
+    UNION ALL
+    SELECT NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM moved)::int8 WHERE NOT EXISTS (SELECT 1 FROM owed)`)) as readonly (OwedRow & { moved: number })[];
+  return { moved: rows[0]?.moved ?? 0, owed: rows.filter((r) => r.consumer !== null) };
+}
+
+/**
+ * In the transaction that commits these consumers' effect for the batch (or their failure record):
+ * they owe it no more. Statement fragment, so callers can fold it into their own write statement.
+ */
+export function completeOwedSql(key: string, consumers: readonly string[]) {
+  return sql.fragment`DELETE FROM consumer_owed WHERE job_key = ${key} AND consumer = ANY(${sql.array([...consumers].sort(), 'text')})`;
+}
+
+export async function completeOwed(db: CommonQueryMethods, key: string, consumers: readonly string[]): Promise<void> {
+  if (consumers.length === 0) return;
+  await db.query(sql.unsafe`${completeOwedSql(key, consumers)}`);
+}
+
+/** The jobs of these batches could not be enqueued: the reconciler should deliver them as soon as it can. */
+export async function markDueNow(db: CommonQueryMethods, keys: readonly string[]): Promise<void> {
+  if (keys.length === 0) return;
+  await db.query(sql.unsafe`UPDATE consumer_owed SET due_at = now() WHERE job_key = ANY(${sql.array([...keys], 'text')})`);
+}
+
+export interface DueRow extends OwedRow {
+  job_queue: string;
+  job_id: string;
+  deliveries: number;
+}
+
+/**
+ * Claims owed rows whose time has come, pushing their next look `horizonMs` ahead in the same
+ * statement (SKIP LOCKED: any number of reconcilers share the table without doing a row twice).
+ */
+export async function claimDue(db: CommonQueryMethods, limit: number, horizonMs: number): Promise<DueRow[]> {
+  return [
+    ...((await db.any(sql.unsafe`
+      UPDATE consumer_owed o SET due_at = now() + make_interval(secs => ${horizonMs / 1000})
+      FROM (SELECT consumer, job_key FROM consumer_owed WHERE due_at <= now() ORDER BY due_at LIMIT ${limit} FOR UPDATE SKIP LOCKED) d
+      WHERE o.consumer = d.consumer AND o.job_key = d.job_key
+      RETURNING o.consumer, o.job_key, o.kind, o.event_ids::text[] AS event_ids, o.streams, o.job_queue, o.job_id, o.deliveries`)) as readonly DueRow[]),
+  ];
+}
+
+/** The job that now carries this owed row (a hand-over, a forward to the consumer's own queue, a redelivery). */
+export async function repointOwed(db: CommonQueryMethods, consumer: string, key: string, queue: string, jobId: string, redelivered = false): Promise<void> {
+  await db.query(sql.unsafe`
+    UPDATE consumer_owed SET job_queue = ${queue}, job_id = ${jobId}, deliveries = deliveries + ${redelivered ? 1 : 0}
+    WHERE consumer = ${consumer} AND job_key = ${key}`);
+}
+
+export const OwedSummarySchema = z.object({
+  consumer: z.string(),
+  kind: z.enum(['handler', 'projection']),
+  /** Events the consumer still owes (owed batches plus outbox rows not yet published). */
+  events: z.number(),
+  batches: z.number(),
+  oldestSeconds: z.number(),
+  /** A worker running this consumer sent a heartbeat within the last 30 s. */
+  liveWorker: z.boolean(),
+  lastSeenAt: z.string().nullable(),
+});
+export type OwedSummary = z.infer<typeof OwedSummarySchema>;
+
+const SummaryRow = z.object({
+  consumer: z.string(),
+  kind: z.enum(['handler', 'projection']),
+  events: z.number(),
+  batches: z.number(),
+  oldest_seconds: z.number().nullable(),
+  live: z.boolean(),
+  last_seen_at: z.string().nullable(),
+});
+
+/**
+ * Owed work per registered consumer, read from Postgres only (never from Redis queue counts). Its
+ * cost follows the owed backlog and the outbox, not the size of the store.
+ */
+export async function owedSummary(db: CommonQueryMethods, liveWindowMs = 30_000): Promise<OwedSummary[]> {
+  const rows = await db.any(sql.type(SummaryRow)`
+    SELECT c.name AS consumer, c.kind,
+           (coalesce(o.events, 0) + coalesce(ob.events, 0))::int8 AS events,
+           coalesce(o.batches, 0)::int8 AS batches,
+           extract(epoch FROM now() - least(o.oldest, ob.oldest))::float8 AS oldest_seconds,
+           coalesce(c.last_seen_at > now() - make_interval(secs => ${liveWindowMs / 1000}), false) AS live,
+           c.last_seen_at
+    FROM event_consumers c
+    LEFT JOIN (SELECT consumer, sum(events) AS events, count(*) AS batches, min(created_at) AS oldest FROM consumer_owed GROUP BY consumer) o ON o.consumer = c.name
+    LEFT JOIN LATERAL (SELECT count(*) AS events, min(created_at) AS oldest FROM event_outbox WHERE event_type = ANY(c.event_types)) ob ON true
+    ORDER BY c.name`);
+  return rows.map((r) => ({
+    consumer: r.consumer,
+    kind: r.kind,
+    events: r.events,
+    batches: r.batches,
+    oldestSeconds: r.events > 0 ? Math.max(0, r.oldest_seconds ?? 0) : 0,
+    liveWorker: r.live,
+    lastSeenAt: r.last_seen_at,
+  }));
+}

@@ -1,0 +1,112 @@
+import { sql } from 'slonik';
+import { z } from 'zod';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Container } from '../../src/app/container.js';
+import { createEventGenerator } from '../../src/demo/eventGenerator.js';
+import { defaultHandlers } from '../../src/handlers/index.js';
+import { overview } from '../../src/http/queries/overview.js';
+import { defaultProjections } from '../../src/projections/index.js';
+import { disposeTestContainer, owedEvents, testContainer } from '../support/app.js';
+import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
+import { handlerEffectGaps, readModelDiffs } from '../support/effects.js';
+import { spawnTs, stopAll, type Spawned } from '../support/processes.js';
+import { freePort, PrivateRedis } from '../support/redisServer.js';
+
+// The trap: the first design deleted an event's outbox row once its jobs were in Redis, so a Redis
+// restarted without persistence silently lost half of the handler effects while every monitor said
+// "all clean". Postgres must be the record of owed work; Redis only speeds delivery.
+let db: TestDb;
+let redis: PrivateRedis;
+let producer: Container;
+const workers: Spawned[] = [];
+const n = z.object({ n: z.number() });
+
+beforeAll(async () => {
+  redis = new PrivateRedis(await freePort(), { persistent: false });
+  await redis.start();
+  db = await createTestDb('redis_empty', { poolSize: 8 });
+  const env = {
+    DATABASE_URL: db.url,
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: testPrefix('redis-empty'),
+    JOB_LOCK_MS: '3000',
+    WORKER_CONCURRENCY: '4',
+    RELAY_POLL_MS: '200',
+    DATABASE_POOL_SIZE: '6',
+    // Short horizon so the test does not wait 30 s for the reconciler.
+    OWED_REDELIVER_AFTER_MS: '3000',
+  };
+  producer = await testContainer(env);
+  for (let i = 0; i < 3; i++) workers.push(spawnTs('workers/worker.ts', env));
+});
+
+afterAll(async () => {
+  await stopAll(workers);
+  await disposeTestContainer(producer);
+  await redis?.destroy();
+  await db?.drop();
+});
+
+describe('Redis restarted empty mid-run', () => {
+  it('redis-restarted-empty-mid-run: 3 workers, 4 producers, 10,000 events over 500 streams; Redis SIGKILLed at ~50 % and restarted empty: every effect exactly once, read models equal the fold, no failure rows, owed work visible meanwhile', async () => {
+    const TOTAL = 10_000;
+    let dispatched = 0;
+    let restarted: Promise<void> | null = null;
+    const owedSeen: number[] = [];
+    const produce = async (p: number) => {
+      const gen = createEventGenerator({ seed: 300 + p, streams: 125, runId: `re${p}` });
+      for (let i = 0; i < TOTAL / 4; ) {
+        const size = Math.min(1 + ((i * 7 + p) % 40), TOTAL / 4 - i);
+        await producer.bus.dispatchMany(gen.batch(size));
+        i += size;
+        dispatched += size;
+        if (!restarted && dispatched >= TOTAL * 0.5) {
+          restarted = (async () => {
+            await redis.kill();
+            // While Redis is gone, the overview still answers from Postgres, and says work is owed.
+            owedSeen.push((await overview(producer.pool, producer.queues)).owed.events);
+            await redis.start();
+            owedSeen.push((await overview(producer.pool, producer.queues)).owed.events);
+          })();
+        }
+      }
+    };
+    await Promise.all([0, 1, 2, 3].map(produce));
+    await restarted;
+    expect(owedSeen.length).toBe(2);
+    expect(Math.max(...owedSeen)).toBeGreaterThan(0);
+
+    await waitFor(
+      async () => {
+        const outbox = await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_outbox`);
+        if (outbox > 0 || (await owedEvents(producer)) > 0) return false;
+        return (await readModelDiffs(db.pool, defaultProjections)).length === 0 && (await handlerEffectGaps(db.pool, defaultHandlers)).length === 0;
+      },
+      { timeoutMs: 180_000, intervalMs: 1000, what: 'every owed effect to be delivered after Redis came back empty' },
+    ).catch(async (e) => {
+      console.error('owed', await owedEvents(producer), 'models', await readModelDiffs(db.pool, defaultProjections), 'handlers', await handlerEffectGaps(db.pool, defaultHandlers));
+      console.error(workers.map((w) => w.output().slice(-2000)).join('\n---\n'));
+      throw e;
+    });
+
+    expect(await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_store`)).toBeGreaterThanOrEqual(TOTAL);
+    expect(await readModelDiffs(db.pool, defaultProjections)).toEqual([]);
+    expect(await handlerEffectGaps(db.pool, defaultHandlers)).toEqual([]);
+    const discovered = await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_store WHERE event_type = 'TicketDiscovered'`);
+    expect(await db.pool.oneFirst(sql.type(n)`SELECT coalesce(sum(tickets_discovered), 0)::int8 AS n FROM platform_stats`)).toBe(discovered);
+    const alerts = await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_store WHERE event_type = 'AlertTriggered'`);
+    expect(alerts).toBeGreaterThan(0);
+    expect(await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM user_notifications WHERE kind = 'alert'`)).toBe(alerts);
+    expect(await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_processing_failures`)).toBe(0);
+    // The jobs Redis lost were redelivered from Postgres' record, not re-sent by producers.
+    expect(await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM consumer_owed`)).toBe(0);
+    const exited = workers.filter((w) => w.child.exitCode !== null || w.child.signalCode !== null);
+    if (exited.length) console.error(exited.map((w) => w.output().slice(-3000)).join('\n---\n'));
+    expect(exited.length).toBe(0);
+    // Redis really lost jobs, and the reconciler's redeliveries (ids ending in .r<n>) did their work.
+    const redelivered = (
+      await Promise.all(producer.routes.map(async (r) => (await producer.consumerQueues.own(r.name).getJobs(['completed'], 0, 5000)).filter((j) => /\.r\d+$/.test(j.id ?? '')).length))
+    ).reduce((a, b) => a + b, 0);
+    expect(redelivered).toBeGreaterThan(0);
+  });
+});

@@ -93,11 +93,10 @@ async function stopWorkers(ws: ChildProcess[]) {
   await Promise.all(ws.map((w) => new Promise((r) => (w.exitCode !== null ? r(null) : (w.on('exit', r), w.kill('SIGTERM'))))));
 }
 
+/** Done when Postgres owes nothing: no outbox row, no owed row (each is deleted with its consumer's effect). */
 async function drained(c: Container): Promise<boolean> {
-  const counts = await Promise.all([c.queues.handlers.getJobCounts('waiting', 'active', 'delayed', 'prioritized'), c.queues.projections.getJobCounts('waiting', 'active', 'delayed', 'prioritized')]);
-  if (counts.some((x) => Object.values(x).some((v) => v > 0))) return false;
-  const { rows } = await c.appendPool.query('SELECT count(*)::int AS n FROM event_outbox');
-  return rows[0].n === 0;
+  const { rows } = await c.appendPool.query('SELECT (SELECT count(*) FROM event_outbox) + (SELECT count(*) FROM consumer_owed) AS n');
+  return Number(rows[0].n) === 0;
 }
 
 export async function ours(workers: number, consumers?: string): Promise<{ rate: number; p50?: number; p99?: number }> {
@@ -145,7 +144,7 @@ export async function ours(workers: number, consumers?: string): Promise<{ rate:
     p99 = lags[Math.floor(lags.length * 0.99)];
   }
   await stopWorkers(ws);
-  for (const q of Object.values(c.queues)) await q.obliterate({ force: true }).catch(() => {});
+  for (const q of [...Object.values(c.queues), ...c.routes.map((r) => c.consumerQueues.own(r.name))]) await q.obliterate({ force: true }).catch(() => {});
   await c.close();
   await db.drop();
   return { rate, p50, p99 };

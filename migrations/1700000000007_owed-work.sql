@@ -13,17 +13,24 @@ CREATE TABLE event_consumers (
   last_seen_at  timestamptz
 );
 
--- Owed work: one row per (published batch, consumer) until that consumer's effect for the batch is
--- committed; the row is deleted in the same transaction as the effect (or as the failure record).
+-- A published batch: the global positions of its events, once, as runs of consecutive positions (a
+-- producer's batch is usually one run, so the row stays small). A redelivery reads them from here.
+-- Removed by the reconciler once no consumer owes it any more.
+CREATE TABLE owed_batches (
+  job_key    text PRIMARY KEY,
+  positions  int8multirange NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Owed work: one thin row per (published batch, consumer) until that consumer's effect for the batch
+-- is committed; the row is deleted in the same transaction as the effect (or as the failure record).
 -- Redis jobs only speed delivery: the relay's reconciler re-enqueues rows whose job is gone.
 CREATE TABLE consumer_owed (
   consumer       text NOT NULL,
   job_key        text NOT NULL,
   kind           text NOT NULL CHECK (kind IN ('handler', 'projection')),
-  event_ids      uuid[] NOT NULL,
-  streams        text[] NOT NULL,
+  -- Events of the batch this consumer handles.
   events         integer NOT NULL,
-  first_position bigint NOT NULL,
   -- When the oldest event of the batch was stored (what "oldest owed" ages from).
   created_at     timestamptz NOT NULL,
   -- When the reconciler looks at this row next (pushed forward while its job is alive).
@@ -43,4 +50,4 @@ CREATE INDEX event_processing_failures_skipped_idx ON event_processing_failures 
 -- Down Migration
 DROP INDEX IF EXISTS event_processing_failures_skipped_idx;
 ALTER TABLE event_processing_failures DROP COLUMN IF EXISTS skipped;
-DROP TABLE IF EXISTS consumer_owed, event_consumers;
+DROP TABLE IF EXISTS consumer_owed, owed_batches, event_consumers;

@@ -44,6 +44,12 @@ export interface Container {
 export interface ContainerOptions {
   handlers?: readonly EventHandler[];
   projections?: readonly Projection<any>[];
+  /**
+   * Register this process's consumers in Postgres (default true): producers and workers do, so the
+   * events they publish are owed to every consumer they know. Operator CLIs do not: a shell without
+   * the deployment's CONSUMERS must not make the fleet owe work to a consumer nobody runs.
+   */
+  register?: boolean;
 }
 
 export function routesOf(handlers: readonly EventHandler[], projections: readonly Projection<any>[]): ConsumerRoute[] {
@@ -87,7 +93,7 @@ export async function createContainer(config: Config, logger: Logger, options: C
   const failures = new FailureStore(pool, consumerQueues, policy);
   // Every consumer this process knows is owed the events published from now on, whichever process
   // runs it; one that no live worker runs shows as growing owed work.
-  await registerConsumers(pool, routes).catch(async (error: unknown) => {
+  if (options.register !== false) await registerConsumers(pool, routes).catch(async (error: unknown) => {
     // A database without migrations is reported by /ready and the migrate step, not by a crash here.
     if (pgErrorCode(error) === '42P01') return logger.warn('consumer registry table missing: run `npm run migrate`');
     await Promise.allSettled([appendPool.end(), pool.end(), ...Object.values(queues).map((q) => q.close())]);

@@ -15,14 +15,14 @@ export class CliError extends Error {
 }
 
 /** Shared start-up for the npm run events:* commands: config, preflight, container, clean exit codes. */
-export async function runCli(main: (c: Container) => Promise<number | void>): Promise<never> {
+export async function runCli(main: (c: Container) => Promise<number | void>, options: { register?: boolean } = {}): Promise<never> {
   let container: Container | undefined;
   let code = 0;
   try {
     const config = loadConfig();
     await checkPostgres(config.DATABASE_URL);
     await checkRedis(config.REDIS_URL);
-    container = await createContainer(config, createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL));
+    container = await createContainer(config, createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL), { register: options.register ?? false });
     code = (await main(container)) ?? 0;
   } catch (error) {
     if (error instanceof ConfigError || error instanceof PreflightError || error instanceof CliError) {

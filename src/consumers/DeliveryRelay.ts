@@ -86,6 +86,8 @@ export class DeliveryRelay {
         // Log the first failure and then every 30th, not every second of an outage.
         if (this.failures === 1 || this.failures % 30 === 0) this.logger.warn({ err: (error as Error).message, failures: this.failures }, 'relay cannot deliver yet; will retry');
       }
+      // stop() may have been called while this round worked: do not start a poll-long wait then.
+      if (this.stopped) break;
       forced = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => resolve(false), this.options.pollMs);
         this.wake = () => {

@@ -36,34 +36,52 @@ export interface ConvertOptions {
  * global position, unique for ever. Returns the owed rows created.
  */
 export async function convertOutbox(db: CommonQueryMethods, o: ConvertOptions): Promise<{ moved: number; owed: OwedRow[] }> {
-  const pick = o.positions
-    ? sql.fragment`global_position = ANY(${sql.array([...o.positions], 'int8')})`
-    : sql.fragment`created_at <= now() - make_interval(secs => ${o.minAgeMs / 1000})`;
-  // One statement, one round trip; a summary row carries the count even when no consumer is owed.
+  // The producer's own rows: a plain DELETE by key (a concurrent relay that took a row first just
+  // leaves it out). The relay's sweep: the oldest rows, SKIP LOCKED so relays never wait on each other.
+  const moved = o.positions
+    ? sql.fragment`DELETE FROM event_outbox o WHERE o.global_position = ANY(${sql.array([...o.positions], 'int8')})`
+    : sql.fragment`DELETE FROM event_outbox o WHERE o.global_position IN (
+        SELECT global_position FROM event_outbox WHERE created_at <= now() - make_interval(secs => ${o.minAgeMs / 1000})
+        ORDER BY global_position LIMIT ${o.limit} FOR UPDATE SKIP LOCKED)`;
+  // A producer's call is one batch (no sort for the batch number); a sweep is cut into batches.
+  const single = o.positions !== undefined && o.positions.length <= o.batchSize;
+  const batched = single
+    ? sql.fragment`SELECT moved.*, 'p' || min(global_position) OVER () AS job_key FROM moved`
+    : sql.fragment`SELECT m.*, 'p' || min(m.global_position) OVER (PARTITION BY (n - 1) / ${o.batchSize}) AS job_key
+        FROM (SELECT moved.*, row_number() OVER (ORDER BY global_position) AS n FROM moved) m`;
+  // One statement, one round trip; a summary row carries the count even when no consumer is owed. The
+  // batch's positions are stored once (owed_batches); each consumer's owed row is thin.
   const rows = (await db.any(sql.unsafe`
     WITH moved AS (
-      DELETE FROM event_outbox o WHERE o.global_position IN (
-        SELECT global_position FROM event_outbox WHERE ${pick} ORDER BY global_position LIMIT ${o.limit} FOR UPDATE SKIP LOCKED)
+      ${moved}
       RETURNING o.global_position, o.event_id, o.stream_id, o.event_type, o.created_at
-    ), batched AS (
-      SELECT m.*, 'p' || min(m.global_position) OVER (PARTITION BY (n - 1) / ${o.batchSize}) AS job_key
-      FROM (SELECT moved.*, row_number() OVER (ORDER BY global_position) AS n FROM moved) m
-    ), owed AS (
-      INSERT INTO consumer_owed (consumer, job_key, kind, event_ids, streams, events, first_position, created_at, due_at, job_queue, job_id)
-      SELECT c.name, b.job_key, c.kind, array_agg(b.event_id ORDER BY b.global_position), array_agg(DISTINCT b.stream_id), count(*),
-             min(b.global_position), min(b.created_at), now() + make_interval(secs => ${o.dueMs / 1000}),
-             CASE c.kind WHEN 'handler' THEN ${SHARED_QUEUE.handler} ELSE ${SHARED_QUEUE.projection} END,
-             CASE c.kind WHEN 'handler' THEN ${SHARED_QUEUE.handler} ELSE ${SHARED_QUEUE.projection} END || '.' || b.job_key
-      FROM batched b JOIN event_consumers c ON b.event_type = ANY(c.event_types)
-      WHERE NOT (c.name = ANY(${sql.array([...(o.done ?? [])], 'text')}))
+    ), batched AS (${batched}
+    ), registry AS (
+      SELECT name, kind, unnest(event_types) AS event_type FROM event_consumers
+      WHERE NOT (name = ANY(${sql.array([...(o.done ?? [])], 'text')}))
+    ), per_consumer AS (
+      SELECT c.name AS consumer, c.kind, b.job_key, array_agg(b.event_id ORDER BY b.global_position) AS event_ids,
+             array_agg(DISTINCT b.stream_id) AS streams, count(*) AS events, min(b.created_at) AS created_at
+      FROM batched b JOIN registry c ON c.event_type = b.event_type
       GROUP BY c.name, c.kind, b.job_key
-      ORDER BY c.name, b.job_key
+    ), batches AS (
+      INSERT INTO owed_batches (job_key, positions, created_at)
+      SELECT job_key, range_agg(int8range(global_position, global_position, '[]')), min(created_at) FROM batched
+      WHERE job_key IN (SELECT job_key FROM per_consumer)
+      GROUP BY job_key
       ON CONFLICT DO NOTHING
-      RETURNING consumer, job_key, kind, event_ids::text[] AS event_ids, streams
+    ), owed AS (
+      INSERT INTO consumer_owed (consumer, job_key, kind, events, created_at, due_at, job_queue, job_id)
+      SELECT consumer, job_key, kind, events, created_at, now() + make_interval(secs => ${o.dueMs / 1000}),
+             CASE kind WHEN 'handler' THEN ${SHARED_QUEUE.handler} ELSE ${SHARED_QUEUE.projection} END,
+             CASE kind WHEN 'handler' THEN ${SHARED_QUEUE.handler} ELSE ${SHARED_QUEUE.projection} END || '.' || job_key
+      FROM per_consumer
+      ORDER BY consumer, job_key
+      ON CONFLICT DO NOTHING
     )
-    SELECT owed.*, (SELECT count(*) FROM moved)::int8 AS moved FROM owed
+    SELECT p.consumer, p.job_key, p.kind, p.event_ids::text[] AS event_ids, p.streams, (SELECT count(*) FROM moved)::int8 AS moved FROM per_consumer p
     UNION ALL
-    SELECT NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM moved)::int8 WHERE NOT EXISTS (SELECT 1 FROM owed)`)) as readonly (OwedRow & { moved: number })[];
+    SELECT NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM moved)::int8 WHERE NOT EXISTS (SELECT 1 FROM per_consumer)`)) as readonly (OwedRow & { moved: number })[];
   return { moved: rows[0]?.moved ?? 0, owed: rows.filter((r) => r.consumer !== null) };
 }
 
@@ -87,6 +105,7 @@ export async function markDueNow(db: CommonQueryMethods, keys: readonly string[]
 }
 
 export interface DueRow extends OwedRow {
+  /** For a redelivery: the batch's event ids (handlers) and the streams of its events of this consumer's types (projections). */
   job_queue: string;
   job_id: string;
   deliveries: number;
@@ -99,11 +118,30 @@ export interface DueRow extends OwedRow {
 export async function claimDue(db: CommonQueryMethods, limit: number, horizonMs: number): Promise<DueRow[]> {
   return [
     ...((await db.any(sql.unsafe`
-      UPDATE consumer_owed o SET due_at = now() + make_interval(secs => ${horizonMs / 1000})
-      FROM (SELECT consumer, job_key FROM consumer_owed WHERE due_at <= now() ORDER BY due_at LIMIT ${limit} FOR UPDATE SKIP LOCKED) d
-      WHERE o.consumer = d.consumer AND o.job_key = d.job_key
-      RETURNING o.consumer, o.job_key, o.kind, o.event_ids::text[] AS event_ids, o.streams, o.job_queue, o.job_id, o.deliveries`)) as readonly DueRow[]),
+      WITH claimed AS (
+        UPDATE consumer_owed o SET due_at = now() + make_interval(secs => ${horizonMs / 1000})
+        FROM (SELECT consumer, job_key FROM consumer_owed WHERE due_at <= now() ORDER BY due_at LIMIT ${limit} FOR UPDATE SKIP LOCKED) d
+        WHERE o.consumer = d.consumer AND o.job_key = d.job_key
+        RETURNING o.consumer, o.job_key, o.kind, o.job_queue, o.job_id, o.deliveries
+      )
+      SELECT c.consumer, c.job_key, c.kind, c.job_queue, c.job_id, c.deliveries,
+             coalesce(ev.event_ids, '{}') AS event_ids, coalesce(ev.streams, '{}') AS streams
+      FROM claimed c
+      LEFT JOIN owed_batches b ON b.job_key = c.job_key
+      LEFT JOIN event_consumers r ON r.name = c.consumer
+      LEFT JOIN LATERAL (
+        SELECT array_agg(e.id::text ORDER BY e.global_position) AS event_ids, array_agg(DISTINCT e.stream_id) AS streams
+        FROM unnest(b.positions) AS run
+        JOIN event_store e ON e.global_position >= lower(run) AND e.global_position < upper(run)
+        WHERE e.event_type = ANY(r.event_types)) ev ON true`)) as readonly DueRow[]),
   ];
+}
+
+/** Batches no consumer owes any more (each consumer deletes only its own row, so the last one cannot tell). */
+export async function dropSettledBatches(db: CommonQueryMethods): Promise<void> {
+  await db.query(sql.unsafe`
+    DELETE FROM owed_batches b
+    WHERE b.created_at < now() - interval '5 seconds' AND NOT EXISTS (SELECT 1 FROM consumer_owed o WHERE o.job_key = b.job_key)`);
 }
 
 /** The job that now carries this owed row (a hand-over, a forward to the consumer's own queue, a redelivery). */

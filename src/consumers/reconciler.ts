@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { DatabasePool } from 'slonik';
 import { jobOptions, ownQueueName, type HandlerJobData, type ProjectionJobData, type RetryPolicy } from './jobs.js';
-import { claimDue, markDueNow, repointOwed, type DueRow } from './owedWork.js';
+import { claimDue, dropSettledBatches, markDueNow, repointOwed, type DueRow } from './owedWork.js';
 import type { ConsumerQueues } from './queues.js';
 
 /** Job states in which BullMQ will still run the job by itself. */
@@ -48,6 +48,7 @@ export class Reconciler {
       total += n;
       if (due.length < (this.options.limit ?? 200)) break;
     }
+    await dropSettledBatches(this.pool);
     if (total > 0) this.logger.info({ redelivered: total }, 'owed work whose job was gone was redelivered');
     this.redelivered += total;
     return total;

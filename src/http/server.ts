@@ -83,7 +83,8 @@ export async function buildServer(c: Container, options: ServerOptions = {}): Pr
   routes.push(...systemRoutes(c, () => (doc ??= buildOpenApi(routes, { version: VERSION, bodyLimitBytes: c.config.HTTP_BODY_LIMIT_BYTES }))));
   routes.push(...ingestRoutes(c), ...monitoringRoutes(c, replay), ...operationsRoutes(c, replay));
   mountRoutes(app, routes, auth);
-  await mountBullBoard(app, Object.values(c.queues), auth);
+  // The shared queues, the replay queue and each known consumer's own queue (retries, hand-overs, redeliveries).
+  await mountBullBoard(app, [...Object.values(c.queues), ...c.routes.map((r) => c.consumerQueues.own(r.name))], auth);
   app.get('/', async () => ({ success: true, data: { name: 'hd-tickets-events', version: VERSION, docs: '/api/docs', queues: BULL_BOARD_PATH } }));
   return app;
 }

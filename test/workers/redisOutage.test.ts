@@ -50,7 +50,7 @@ describe('Redis down while producers dispatch', () => {
     const recorded = await db.pool.oneFirst(sql.type(n)`
       SELECT count(*) AS n FROM event_store e
       WHERE e.id = ANY(${sql.array(results.map((r) => r.id), 'uuid')})
-        AND (EXISTS (SELECT 1 FROM event_outbox o WHERE o.event_id = e.id) OR EXISTS (SELECT 1 FROM consumer_owed w WHERE e.id = ANY(w.event_ids)))`);
+        AND (EXISTS (SELECT 1 FROM event_outbox o WHERE o.event_id = e.id) OR EXISTS (SELECT 1 FROM owed_batches w JOIN consumer_owed c ON c.job_key = w.job_key WHERE w.positions @> e.global_position))`);
     expect(recorded).toBe(1000);
 
     await redis.start();

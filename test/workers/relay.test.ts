@@ -63,8 +63,12 @@ describe('outbox relay', () => {
     await relayHost.queues.projections.obliterate({ force: true });
     // The producer's first failed publish turned its events into owed rows (then it left the outbox
     // alone while Redis stayed down): those are the reconciler's, the rest the relays'.
+    const handledTypes = sql.array(relayHost.handlers.flatMap((h) => h.handledTypes), 'text');
     const owedBefore = new Set(
-      await db.pool.anyFirst(sql.type(z.object({ id: z.string() }))`SELECT DISTINCT unnest(event_ids)::text AS id FROM consumer_owed WHERE kind = 'handler' AND first_position > ${mark}`),
+      await db.pool.anyFirst(sql.type(z.object({ id: z.string() }))`
+        SELECT DISTINCT e.id::text AS id FROM owed_batches b JOIN event_store e ON b.positions @> e.global_position
+        WHERE EXISTS (SELECT 1 FROM consumer_owed o WHERE o.job_key = b.job_key AND o.kind = 'handler')
+          AND e.global_position > ${mark} AND e.event_type = ANY(${handledTypes})`),
     );
     const relays = [1, 2, 3].map(() => new DeliveryRelay(db.url, relayHost.publisher, null, createLogger('silent'), { batchSize: 100, pollMs: 60_000, minAgeMs: 0 }));
     await Promise.all(relays.map((r) => r.sweep(true)));

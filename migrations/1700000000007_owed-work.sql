@@ -38,10 +38,10 @@ CREATE TABLE consumer_owed (
   job_queue      text NOT NULL,
   job_id         text NOT NULL,
   deliveries     integer NOT NULL DEFAULT 1,
-  PRIMARY KEY (consumer, job_key)
+  -- Keyed by batch first: a batch's rows are found (and settled) through the primary key.
+  PRIMARY KEY (job_key, consumer)
 );
 CREATE INDEX consumer_owed_due_idx ON consumer_owed (due_at);
-CREATE INDEX consumer_owed_job_key_idx ON consumer_owed (job_key);
 
 -- An operator's "resolve" skips the event for that consumer, for good: later rebuilds skip it too.
 ALTER TABLE event_processing_failures ADD COLUMN skipped boolean NOT NULL DEFAULT false;

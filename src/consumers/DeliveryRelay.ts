@@ -5,6 +5,13 @@ import type { Reconciler } from './reconciler.js';
 
 export { OUTBOX_CHANNEL };
 
+/**
+ * A producer publishes its own rows right after commit, and a job publishes the events it emitted
+ * once it processed them itself; the relay is for rows nobody will (a crash, a failed publish, which
+ * also NOTIFYs). Leaving young rows alone keeps relays from racing busy producers and jobs for them.
+ */
+const DEFAULT_MIN_AGE_MS = 3000;
+
 export interface RelayOptions {
   batchSize: number;
   pollMs: number;
@@ -45,10 +52,10 @@ export class DeliveryRelay {
   async sweep(force = false): Promise<number> {
     let total = 0;
     for (;;) {
-      const n = await this.publisher.sweep(this.options.batchSize, force ? 0 : (this.options.minAgeMs ?? 1000));
-      total += n;
-      this.relayed += n;
-      if (n < this.options.batchSize || this.stopped) return total;
+      const { moved, more } = await this.publisher.sweep(this.options.batchSize, force ? 0 : (this.options.minAgeMs ?? DEFAULT_MIN_AGE_MS));
+      total += moved;
+      this.relayed += moved;
+      if (!more || this.stopped) return total;
     }
   }
 
@@ -78,7 +85,8 @@ export class DeliveryRelay {
         await this.listen().catch(() => {});
         const n = await this.sweep(forced);
         if (n > 0) this.logger.debug({ relayed: n }, 'outbox relayed');
-        await this.reconciler?.reconcile();
+        // A NOTIFY (a producer could not enqueue) also asks for owed work marked due to go out now.
+        await (forced ? this.reconciler?.reconcile() : this.reconciler?.maybeReconcile());
         if (this.failures > 0) this.logger.info('outbox relay recovered');
         this.failures = 0;
       } catch (error) {

@@ -17,11 +17,21 @@ export interface OwedRow {
   streams: string[];
 }
 
+/**
+ * The relay's candidates: outbox rows older than `minAgeMs`, oldest first. Read without locks: the
+ * conversion that follows deletes by key, so relays racing for a row just leave it to the first.
+ */
+export async function staleOutboxPositions(db: CommonQueryMethods, limit: number, minAgeMs: number): Promise<number[]> {
+  return [
+    ...(await db.anyFirst(sql.type(z.object({ global_position: z.number() }))`
+      SELECT global_position FROM event_outbox WHERE created_at <= now() - make_interval(secs => ${minAgeMs / 1000})
+      ORDER BY global_position LIMIT ${limit}`)),
+  ];
+}
+
 export interface ConvertOptions {
-  /** The producer's own just-committed events; omitted = the relay's sweep of rows older than minAgeMs. */
-  positions?: readonly number[];
-  limit: number;
-  minAgeMs: number;
+  /** The outbox rows to convert (a producer's own just-committed events, or a relay's candidates). */
+  positions: readonly number[];
   /** Events per published batch (one job per queue per batch). */
   batchSize: number;
   /** When the reconciler first looks at a row (its job should have run by then). */
@@ -31,20 +41,16 @@ export interface ConvertOptions {
 }
 
 /**
- * Moves outbox rows into owed rows. Each outbox row is taken by exactly one caller (DELETE, with
- * SKIP LOCKED on the sweep), so a batch and its key are formed once: the key is the batch's first
- * global position, unique for ever. Returns the owed rows created.
+ * Moves outbox rows into owed rows. Each outbox row is taken by exactly one caller, so a batch and
+ * its key are formed once: the key is the batch's first global position, unique for ever. Returns the
+ * owed rows created.
  */
 export async function convertOutbox(db: CommonQueryMethods, o: ConvertOptions): Promise<{ moved: number; owed: OwedRow[] }> {
-  // The producer's own rows: a plain DELETE by key (a concurrent relay that took a row first just
-  // leaves it out). The relay's sweep: the oldest rows, SKIP LOCKED so relays never wait on each other.
-  const moved = o.positions
-    ? sql.fragment`DELETE FROM event_outbox o WHERE o.global_position = ANY(${sql.array([...o.positions], 'int8')})`
-    : sql.fragment`DELETE FROM event_outbox o WHERE o.global_position IN (
-        SELECT global_position FROM event_outbox WHERE created_at <= now() - make_interval(secs => ${o.minAgeMs / 1000})
-        ORDER BY global_position LIMIT ${o.limit} FOR UPDATE SKIP LOCKED)`;
-  // A producer's call is one batch (no sort for the batch number); a sweep is cut into batches.
-  const single = o.positions !== undefined && o.positions.length <= o.batchSize;
+  // A plain DELETE by key: each row is converted by exactly one caller (one that comes second, a relay
+  // racing a producer, finds it gone and leaves it out), so a batch and its key are formed once.
+  const moved = sql.fragment`DELETE FROM event_outbox o WHERE o.global_position = ANY(${sql.array([...o.positions], 'int8')})`;
+  // Up to one batch needs no sort for the batch number; more (a relay's sweep) is cut into batches.
+  const single = o.positions.length <= o.batchSize;
   const batched = single
     ? sql.fragment`SELECT moved.*, 'p' || min(global_position) OVER () AS job_key FROM moved`
     : sql.fragment`SELECT m.*, 'p' || min(m.global_position) OVER (PARTITION BY (n - 1) / ${o.batchSize}) AS job_key

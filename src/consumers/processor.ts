@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { DatabasePool } from 'slonik';
 import type { OutboxEntry, Publisher } from '../eventBus/publisher.js';
 import type { EventHandler } from '../handlers/Handler.js';
-import type { FinishHook, HandlerBatchResult, HandlerRunner } from '../handlers/HandlerRunner.js';
+import type { HandlerBatchResult, HandlerRunner, SettleSql } from '../handlers/HandlerRunner.js';
 import { unprocessedEvents } from '../handlers/ledger.js';
 import { countConsumerRun } from '../metrics/metrics.js';
 import { parkUnapplied } from '../projections/checkpoints.js';
@@ -26,7 +26,6 @@ import {
 } from './jobs.js';
 import { completeOwed, completeOwedSql, repointOwed } from './owedWork.js';
 import type { ConsumerQueues } from './queues.js';
-import { sql } from 'slonik';
 
 /** Levels of emitted-by-emitted events a job follows itself before publishing the rest. */
 const MAX_INLINE_DEPTH = 3;
@@ -79,7 +78,7 @@ export class ConsumerJobProcessor {
     const events = await this.d.handlerRunner.loadEvents(data.eventIds);
     const emitted: OutboxEntry[] = [];
     const results = await this.d.handlerRunner.runMany(mine, events, {
-      finish: this.finisher(data),
+      settle: this.settler(data),
       onEmitted: this.d.inline ? (e) => void emitted.push(...e) : undefined,
     });
     const seconds = (performance.now() - t0) / 1000;
@@ -118,7 +117,7 @@ export class ConsumerJobProcessor {
     });
     if (work.length === 0) return { consumers: entries.length, handedOver: 0, forwarded: notMine.length };
 
-    const results = await this.d.projectionRunner.catchUpMany(work, { finish: this.finisher(data) });
+    const results = await this.d.projectionRunner.catchUpMany(work, { settle: this.settler(data) });
     const seconds = (performance.now() - t0) / 1000;
     const leftovers: { consumer: string; keys: string[]; error: Error }[] = [];
     for (const { projection, streams } of work) {
@@ -163,14 +162,10 @@ export class ConsumerJobProcessor {
   }
 
   /** Settles, in the effect's transaction, the owed row of the job (and the failure it retries). */
-  private finisher(data: ConsumerJobData): FinishHook | undefined {
+  private settler(data: ConsumerJobData): SettleSql | undefined {
     const { owed, retryOf } = data;
     if (owed === undefined && retryOf === undefined) return undefined;
-    return async (tx, consumers) => {
-      const parts = [...(owed !== undefined && consumers.length ? [completeOwedSql(owed, consumers)] : []), ...(retryOf !== undefined ? [resolveRetriedSql(retryOf)] : [])];
-      if (parts.length === 1) await tx.query(sql.unsafe`${parts[0]!}`);
-      else if (parts.length > 1) await tx.query(sql.unsafe`WITH ${sql.join(parts.map((p, i) => sql.fragment`${sql.identifier([`s${i}`])} AS (${p})`), sql.fragment`, `)} SELECT 1`);
-    };
+    return (consumers) => [...(owed !== undefined && consumers.length ? [completeOwedSql(owed, consumers)] : []), ...(retryOf !== undefined ? [resolveRetriedSql(retryOf)] : [])];
   }
 
   /** Work for a consumer this process does not run: onto that consumer's own queue, for a worker that does. */

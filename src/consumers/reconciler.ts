@@ -21,6 +21,7 @@ export interface ReconcilerOptions {
  */
 export class Reconciler {
   redelivered = 0;
+  private lastRound = 0;
 
   constructor(
     private readonly pool: DatabasePool,
@@ -30,8 +31,18 @@ export class Reconciler {
     private readonly options: ReconcilerOptions,
   ) {}
 
+  /**
+   * A round at most every horizon/6 (5 s by default), however often the relay polls: owed work is
+   * looked at a horizon after it was published, so polling faster finds nothing new.
+   */
+  async maybeReconcile(): Promise<number> {
+    if (Date.now() - this.lastRound < Math.min(5000, this.options.horizonMs / 6)) return 0;
+    return this.reconcile();
+  }
+
   /** One round; returns how many owed batches were redelivered. */
   async reconcile(): Promise<number> {
+    this.lastRound = Date.now();
     let total = 0;
     for (;;) {
       const due = await claimDue(this.pool, this.options.limit ?? 200, this.options.horizonMs);

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { sql, type DatabasePool } from 'slonik';
 import { eventRegistry, type DomainEvent } from '../domain/index.js';
 import type { OutboxEntry, Publisher } from '../eventBus/publisher.js';
 import type { PostgresEventStore } from '../eventStore/PostgresEventStore.js';
@@ -13,13 +13,21 @@ import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerS
 export const SHARED_TRANSACTION_MIN_EVENTS = 200;
 
 /**
- * Runs inside the transaction that commits these handlers' effects, after them: the consumer pipeline
- * settles its bookkeeping there (owed work, a retried failure), so effect and bookkeeping commit together.
+ * Statements the consumer pipeline needs in the transaction that commits these handlers' effects
+ * (settling owed work, resolving a retried failure), so effect and bookkeeping commit together. They
+ * ride in the transaction's first statement (the ledger insert): no extra round trip, no lock held longer.
  */
-export type FinishHook = (tx: CommonQueryMethods, consumers: readonly string[]) => Promise<void>;
+export type SettleSql = (consumers: readonly string[]) => readonly SqlFragment[];
+type SqlFragment = ReturnType<typeof sql.fragment>;
+
+/** Runs settle statements on their own (nothing else to commit with them). */
+async function settleAlone(pool: DatabasePool, settle: SettleSql | undefined, consumers: readonly string[]): Promise<void> {
+  const parts = settle?.(consumers) ?? [];
+  if (parts.length) await pool.query(sql.unsafe`WITH ${sql.join(parts.map((p, i) => sql.fragment`${sql.identifier([`s${i}`])} AS (${p})`), sql.fragment`, `)} SELECT 1`);
+}
 
 export interface RunOptions {
-  finish?: FinishHook;
+  settle?: SettleSql;
   /**
    * Receives the events the handlers emitted, once committed, instead of their being enqueued: the
    * caller processes them itself (their outbox rows stay until it is done, so nothing is lost).
@@ -78,12 +86,11 @@ export class HandlerRunner {
     const events = loaded.filter((e) => (handler.handledTypes as readonly string[]).includes(e.type));
     if (events.length === 0) {
       // Nothing this handler must do (e.g. a retried failure whose event it does not handle): it is settled.
-      const finish = options.finish;
-      if (finish) await this.deps.pool.transaction((tx) => finish(tx, [handler.name]));
+      await settleAlone(this.deps.pool, options.settle, [handler.name]);
       return { processed: 0, skipped: loaded.length, failed: [] };
     }
     try {
-      const [processed] = await this.runInTransaction([{ handler, events }], options.finish, options.onEmitted);
+      const [processed] = await this.runInTransaction([{ handler, events }], options.settle, options.onEmitted);
       return { processed: processed!, skipped: events.length - processed!, failed: [] };
     } catch (error) {
       if (events.length === 1) return { processed: 0, skipped: 0, failed: [{ eventId: events[0]!.id, error: asError(error) }] };
@@ -98,8 +105,7 @@ export class HandlerRunner {
     }
     // Every event took effect, each in its own transaction (the ledger makes a re-run harmless), so
     // the bookkeeping can settle after them.
-    const finish = options.finish;
-    if (result.failed.length === 0 && finish) await this.deps.pool.transaction((tx) => finish(tx, [handler.name]));
+    if (result.failed.length === 0) await settleAlone(this.deps.pool, options.settle, [handler.name]);
     return result;
   }
 
@@ -114,8 +120,7 @@ export class HandlerRunner {
     const units = handlers.map((handler) => ({ handler, events: loaded.filter((e) => (handler.handledTypes as readonly string[]).includes(e.type)) }));
     const idle = units.filter((u) => u.events.length === 0);
     for (const u of idle) results.set(u.handler.name, { processed: 0, skipped: loaded.length, failed: [] });
-    const finish = options.finish;
-    if (idle.length && finish) await this.deps.pool.transaction((tx) => finish(tx, idle.map((u) => u.handler.name)));
+    if (idle.length) await settleAlone(this.deps.pool, options.settle, idle.map((u) => u.handler.name));
     const busy = units.filter((u) => u.events.length > 0);
     // Small batches (a quiet system) run their handlers concurrently, each in its own transaction:
     // lower latency. Large ones (a busy system) share one: fewer round trips per event.
@@ -124,7 +129,7 @@ export class HandlerRunner {
     const runAlone = (u: (typeof units)[number]) => this.runEvents(u.handler, u.events, options).then((r) => void results.set(u.handler.name, r));
     await Promise.all([
       shared.length > 1
-        ? this.runInTransaction(shared, options.finish, options.onEmitted).then(
+        ? this.runInTransaction(shared, options.settle, options.onEmitted).then(
             (counts) => shared.forEach((u, i) => results.set(u.handler.name, { processed: counts[i]!, skipped: u.events.length - counts[i]!, failed: [] })),
             () => Promise.all(shared.map(runAlone)),
           )
@@ -134,13 +139,16 @@ export class HandlerRunner {
     return results;
   }
 
-  private async runInTransaction(units: readonly { handler: EventHandler; events: readonly StoredEvent[] }[], finish?: FinishHook, onEmitted?: RunOptions['onEmitted']): Promise<number[]> {
+  private async runInTransaction(units: readonly { handler: EventHandler; events: readonly StoredEvent[] }[], settle?: SettleSql, onEmitted?: RunOptions['onEmitted']): Promise<number[]> {
     const emitted: OutboxEntry[] = [];
     const processed = await this.deps.pool.transaction(async (tx) => {
       const pairs = units.flatMap((u) => u.events.map((e) => [u.handler.name, e.id] as const)).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
-      // Hot path: a fixed two-column shape, not worth a zod parse per row.
+      // Hot path: a fixed two-column shape, not worth a zod parse per row. The pipeline's settle
+      // statements ride along: they commit or roll back with the effects.
+      const parts = settle?.(units.map((u) => u.handler.name)) ?? [];
+      const ctes = parts.length ? sql.fragment`WITH ${sql.join(parts.map((p, i) => sql.fragment`${sql.identifier([`s${i}`])} AS (${p})`), sql.fragment`, `)} ` : sql.fragment``;
       const claimedRows = (await tx.any(sql.unsafe`
-        INSERT INTO event_handler_ledger (handler, event_id)
+        ${ctes}INSERT INTO event_handler_ledger (handler, event_id)
         SELECT * FROM unnest(${sql.array(pairs.map((p) => p[0]), 'text')}::text[], ${sql.array(pairs.map((p) => p[1]), 'uuid')}::uuid[])
         ON CONFLICT DO NOTHING RETURNING handler, event_id`)) as readonly { handler: string; event_id: string }[];
       const claimedBy = new Map<string, Set<string>>();
@@ -221,7 +229,6 @@ export class HandlerRunner {
       // Last before commit: every handler batch counts into the same few platform rows, so their row
       // locks are held for one round trip instead of the whole tail of the transaction.
       await flushPlatformStats(tx, stats);
-      if (finish) await finish(tx, units.map((u) => u.handler.name));
       return units.map((u) => claimedBy.get(u.handler.name)?.size ?? 0);
     });
     if (emitted.length && onEmitted) onEmitted(emitted);

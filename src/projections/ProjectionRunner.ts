@@ -35,13 +35,15 @@ export interface CatchUpResult {
 }
 
 /**
- * Runs inside the transaction that commits these projections' catch-up, for those that had no
- * poisoned stream: the consumer pipeline settles its bookkeeping there (owed work, a retried failure).
+ * Statements the consumer pipeline needs in the transaction that commits these projections' catch-up
+ * (for those without a poisoned stream): settling owed work, resolving a retried failure. They ride in
+ * the statement that writes documents and checkpoints: no extra round trip while checkpoints are locked.
  */
-export type FinishHook = (tx: CommonQueryMethods, consumers: readonly string[]) => Promise<void>;
+export type SettleSql = (consumers: readonly string[]) => readonly SqlFragment[];
+type SqlFragment = ReturnType<typeof sql.fragment>;
 
 export interface CatchUpOptions {
-  finish?: FinishHook;
+  settle?: SettleSql;
   /** Events to pass over without applying them (an operator skipped them): a rebuild's skip list. */
   skip?: ReadonlySet<string>;
 }
@@ -76,11 +78,7 @@ export class ProjectionRunner {
   async catchUp(projection: Projection<any>, streams: readonly string[], options: CatchUpOptions = {}): Promise<CatchUpResult> {
     const sorted = [...new Set(streams)].sort();
     // The current generation is read (FOR SHARE) in the statement that locks the checkpoints.
-    return this.pool.transaction(async (tx) => {
-      const r = (await this.catchUpSet(tx, [{ projection, table: projection.table, streams: sorted }], 'current', options.skip))[0]!;
-      if (options.finish && r.poisoned.length === 0) await options.finish(tx, [projection.name]);
-      return r;
-    });
+    return this.pool.transaction(async (tx) => (await this.catchUpSet(tx, [{ projection, table: projection.table, streams: sorted }], 'current', options.skip, options.settle))[0]!);
   }
 
   /**
@@ -98,12 +96,7 @@ export class ProjectionRunner {
     const distinctTables = new Set(items.map((i) => i.table)).size === items.length;
     if (items.length > 1 && distinctTables) {
       try {
-        const results = await this.pool.transaction(async (tx) => {
-          const rs = await this.catchUpSet(tx, items, 'current', options.skip);
-          const clean = items.filter((_, k) => rs[k]!.poisoned.length === 0).map((it) => it.projection.name);
-          if (options.finish && clean.length) await options.finish(tx, clean);
-          return rs;
-        });
+        const results = await this.pool.transaction((tx) => this.catchUpSet(tx, items, 'current', options.skip, options.settle));
         items.forEach((it, k) => out.set(it.projection.name, results[k]!));
         return out;
       } catch {
@@ -130,10 +123,16 @@ export class ProjectionRunner {
     return (await this.catchUpSet(tx, [{ projection, table, streams: sorted }], generationOrCurrent, options.skip))[0]!;
   }
 
-  private async catchUpSet(tx: CommonQueryMethods, items: readonly CatchUpItem[], generationOrCurrent: number | 'current', skip?: ReadonlySet<string>): Promise<CatchUpResult[]> {
+  private async catchUpSet(tx: CommonQueryMethods, items: readonly CatchUpItem[], generationOrCurrent: number | 'current', skip?: ReadonlySet<string>, settle?: SettleSql): Promise<CatchUpResult[]> {
     const results = items.map((): CatchUpResult => ({ applied: 0, streams: 0, poisoned: [], parkedSkipped: [] }));
+    // Nothing to write but the settle statements (every projection is clean when nothing was folded).
+    const settleOnly = async () => {
+      const parts = settle?.(items.map((it) => it.projection.name)) ?? [];
+      if (parts.length) await tx.query(sql.unsafe`WITH ${sql.join(parts.map((p, i) => sql.fragment`${sql.identifier([`s${i}`])} AS (${p})`), sql.fragment`, `)} SELECT 1`);
+      return results;
+    };
     const pairs = items.flatMap((it) => it.streams.map((s) => [it.projection.name, s] as const));
-    if (pairs.length === 0) return results;
+    if (pairs.length === 0) return settleOnly();
     const names = items.map((it) => it.projection.name);
     const generationSql =
       generationOrCurrent === 'current'
@@ -163,7 +162,7 @@ export class ProjectionRunner {
         else from.set(c.stream_id, Math.min(from.get(c.stream_id) ?? Infinity, c.version));
       }
     });
-    if (from.size === 0) return results;
+    if (from.size === 0) return settleOnly();
     const types = [...new Set(items.flatMap((it) => it.projection.handledTypes))];
     // Hot path: our own rows with a fixed column list (validated when written); no per-row zod parse.
     const rows = (await tx.any(sql.unsafe`
@@ -173,7 +172,7 @@ export class ProjectionRunner {
       JOIN event_store e ON e.stream_id = c.stream_id AND e.version > c.version
       WHERE e.event_type = ANY(${sql.array(types, 'text')})
       ORDER BY e.stream_id, e.version`)) as readonly StoredEventRowType[];
-    if (rows.length === 0) return results;
+    if (rows.length === 0) return settleOnly();
     const events = rows.map((r) => toProjected(rowToEvent(r, this.upcast)));
 
     // Per projection: its events by stream (after its checkpoint) and the documents they touch.
@@ -237,7 +236,9 @@ export class ProjectionRunner {
         FROM ${sql.unnest(advanced, ['text', 'text', 'int4', 'int4', 'int8'])} AS u(projection, stream_id, generation, version, pos)
         WHERE c.projection = u.projection AND c.generation = u.generation AND c.stream_id = u.stream_id`);
     }
-    // Documents and checkpoints of every projection in one statement.
+    const clean = items.filter((_, k) => results[k]!.poisoned.length === 0).map((it) => it.projection.name);
+    if (settle && clean.length) writes.push(...settle(clean));
+    // Documents, checkpoints and the pipeline's settle statements of every projection in one statement.
     if (writes.length) {
       await tx.query(sql.unsafe`
         WITH ${sql.join(writes.map((w, i) => sql.fragment`${sql.identifier([`w${i}`])} AS (${w})`), sql.fragment`, `)}

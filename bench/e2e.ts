@@ -85,7 +85,7 @@ async function naive(url: string, prefix: string): Promise<number> {
 
 function startWorkers(count: number, env: Record<string, string>): ChildProcess[] {
   return Array.from({ length: count }, () =>
-    spawn(process.execPath, ['--max-semi-space-size=64', ...(process.env.BENCH_WORKER_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', 'workers/worker.ts'], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'error', ...env }, stdio: 'inherit' }),
+    spawn(process.execPath, ['--max-semi-space-size=64', ...(process.env.BENCH_WORKER_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', 'workers/worker.ts'], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error', ...env }, stdio: 'inherit' }),
   );
 }
 
@@ -104,7 +104,7 @@ export async function ours(workers: number, consumers?: string): Promise<{ rate:
   const env: Record<string, string> = { DATABASE_URL: db.url, QUEUE_PREFIX: `{bench-${randomBytes(3).toString('hex')}}`, WORKER_CONCURRENCY: process.env.WORKER_CONCURRENCY ?? '2', DATABASE_POOL_SIZE: '8', JOB_BATCH_SIZE: process.env.JOB_BATCH_SIZE ?? '500' };
   if (consumers) env.CONSUMERS = consumers;
   const config = loadConfig({ ...process.env, ...env, LOG_LEVEL: 'error' });
-  const c = await createContainer(config, createLogger('error'));
+  const c = await createContainer(config, createLogger((process.env.BENCH_LOG_LEVEL as 'error') ?? 'error'));
   const ws = startWorkers(workers, env);
   // Warm up: wait until the workers take and finish a first batch.
   const gen = createEventGenerator({ seed: 9, streams: N / 10, runId: 'e2e' });

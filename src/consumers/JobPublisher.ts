@@ -2,7 +2,7 @@ import type { JobsOptions } from 'bullmq';
 import { sql, type DatabasePool } from 'slonik';
 import type { OutboxEntry, Publisher } from '../eventBus/publisher.js';
 import { BATCH_JOB_NAME, jobOptions, SHARED_QUEUE, type HandlerJobData, type ProjectionJobData, type RetryPolicy } from './jobs.js';
-import { convertOutbox, markDueNow, staleOutboxPositions, type OwedRow } from './owedWork.js';
+import { convertOutbox, markDueNow, staleOutboxEntries, type OwedRow } from './owedWork.js';
 import type { ConsumerQueues } from './queues.js';
 
 export const OUTBOX_CHANNEL = 'hdt_outbox';
@@ -39,7 +39,7 @@ export class JobPublisher implements Publisher {
     if (entries.length === 0) return;
     this.checkRedisRecentlyFailed();
     const { owed } = await convertOutbox(this.pool, {
-      positions: entries.map((e) => e.position),
+      entries,
       batchSize: this.options.batchSize,
       dueMs: this.options.redeliverAfterMs,
       done: options.done,
@@ -50,12 +50,12 @@ export class JobPublisher implements Publisher {
   /** The relay's sweep: outbox rows older than `minAgeMs` (their producer did not publish them). */
   async sweep(limit: number, minAgeMs: number): Promise<{ moved: number; more: boolean }> {
     this.checkRedisRecentlyFailed();
-    const positions = await staleOutboxPositions(this.pool, limit, minAgeMs);
-    if (positions.length === 0) return { moved: 0, more: false };
-    const { moved, owed } = await convertOutbox(this.pool, { positions, batchSize: this.options.batchSize, dueMs: this.options.redeliverAfterMs });
+    const entries = await staleOutboxEntries(this.pool, limit, minAgeMs);
+    if (entries.length === 0) return { moved: 0, more: false };
+    const { moved, owed } = await convertOutbox(this.pool, { entries, batchSize: this.options.batchSize, dueMs: this.options.redeliverAfterMs });
     await this.enqueueOwed(owed);
     // A full page means more may be waiting (even if another relay took some of this one).
-    return { moved, more: positions.length === limit };
+    return { moved, more: entries.length === limit };
   }
 
   async wakeRelays(): Promise<void> {

@@ -1,5 +1,6 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
+import type { OutboxEntry } from '../eventBus/publisher.js';
 import { SHARED_QUEUE, type ConsumerKind } from './jobs.js';
 
 /**
@@ -21,17 +22,17 @@ export interface OwedRow {
  * The relay's candidates: outbox rows older than `minAgeMs`, oldest first. Read without locks: the
  * conversion that follows deletes by key, so relays racing for a row just leave it to the first.
  */
-export async function staleOutboxPositions(db: CommonQueryMethods, limit: number, minAgeMs: number): Promise<number[]> {
-  return [
-    ...(await db.anyFirst(sql.type(z.object({ global_position: z.number() }))`
-      SELECT global_position FROM event_outbox WHERE created_at <= now() - make_interval(secs => ${minAgeMs / 1000})
-      ORDER BY global_position LIMIT ${limit}`)),
-  ];
+export async function staleOutboxEntries(db: CommonQueryMethods, limit: number, minAgeMs: number): Promise<OutboxEntry[]> {
+  const rows = (await db.any(sql.unsafe`
+    SELECT global_position, event_id::text AS event_id, stream_id, event_type FROM event_outbox
+    WHERE created_at <= now() - make_interval(secs => ${minAgeMs / 1000})
+    ORDER BY global_position LIMIT ${limit}`)) as readonly { global_position: number; event_id: string; stream_id: string; event_type: string }[];
+  return rows.map((r) => ({ position: r.global_position, eventId: r.event_id, streamId: r.stream_id, eventType: r.event_type }));
 }
 
 export interface ConvertOptions {
   /** The outbox rows to convert (a producer's own just-committed events, or a relay's candidates). */
-  positions: readonly number[];
+  entries: readonly OutboxEntry[];
   /** Events per published batch (one job per queue per batch). */
   batchSize: number;
   /** When the reconciler first looks at a row (its job should have run by then). */
@@ -43,33 +44,32 @@ export interface ConvertOptions {
 /**
  * Moves outbox rows into owed rows. Each outbox row is taken by exactly one caller, so a batch and
  * its key are formed once: the key is the batch's first global position, unique for ever. Returns the
- * owed rows created.
+ * owed rows created, with the events and streams of each (computed here from the entries, so the
+ * statement stays lean: it returns the consumers owed and the positions it moved).
  */
 export async function convertOutbox(db: CommonQueryMethods, o: ConvertOptions): Promise<{ moved: number; owed: OwedRow[] }> {
-  // A plain DELETE by key: each row is converted by exactly one caller (one that comes second, a relay
-  // racing a producer, finds it gone and leaves it out), so a batch and its key are formed once.
-  const moved = sql.fragment`DELETE FROM event_outbox o WHERE o.global_position = ANY(${sql.array([...o.positions], 'int8')})`;
+  if (o.entries.length === 0) return { moved: 0, owed: [] };
   // Up to one batch needs no sort for the batch number; more (a relay's sweep) is cut into batches.
-  const single = o.positions.length <= o.batchSize;
+  const single = o.entries.length <= o.batchSize;
   const batched = single
     ? sql.fragment`SELECT moved.*, 'p' || min(global_position) OVER () AS job_key FROM moved`
     : sql.fragment`SELECT m.*, 'p' || min(m.global_position) OVER (PARTITION BY (n - 1) / ${o.batchSize}) AS job_key
         FROM (SELECT moved.*, row_number() OVER (ORDER BY global_position) AS n FROM moved) m`;
-  // One statement, one round trip; a summary row carries the count even when no consumer is owed. The
-  // batch's positions are stored once (owed_batches); each consumer's owed row is thin.
+  // One statement, one round trip. A plain DELETE by key: a row a concurrent caller (a relay racing a
+  // producer) took first is simply not in `moved`. The batch's positions are stored once
+  // (owed_batches, as runs); each consumer's owed row is thin. The last row carries what was moved.
   const rows = (await db.any(sql.unsafe`
     WITH moved AS (
-      ${moved}
-      RETURNING o.global_position, o.event_id, o.stream_id, o.event_type, o.created_at
+      DELETE FROM event_outbox o WHERE o.global_position = ANY(${sql.array(o.entries.map((e) => e.position), 'int8')})
+      RETURNING o.global_position, o.event_type, o.created_at
     ), batched AS (${batched}
     ), registry AS (
-      SELECT name, kind, unnest(event_types) AS event_type FROM event_consumers
+      SELECT name, kind, event_types, unnest(event_types) AS event_type FROM event_consumers
       WHERE NOT (name = ANY(${sql.array([...(o.done ?? [])], 'text')}))
     ), per_consumer AS (
-      SELECT c.name AS consumer, c.kind, b.job_key, array_agg(b.event_id ORDER BY b.global_position) AS event_ids,
-             array_agg(DISTINCT b.stream_id) AS streams, count(*) AS events, min(b.created_at) AS created_at
+      SELECT c.name AS consumer, c.kind, c.event_types, b.job_key, count(*) AS events, min(b.created_at) AS created_at
       FROM batched b JOIN registry c ON c.event_type = b.event_type
-      GROUP BY c.name, c.kind, b.job_key
+      GROUP BY c.name, c.kind, c.event_types, b.job_key
     ), batches AS (
       INSERT INTO owed_batches (job_key, positions, created_at)
       SELECT job_key, range_agg(int8range(global_position, global_position, '[]')), min(created_at) FROM batched
@@ -85,10 +85,31 @@ export async function convertOutbox(db: CommonQueryMethods, o: ConvertOptions): 
       ORDER BY consumer, job_key
       ON CONFLICT DO NOTHING
     )
-    SELECT p.consumer, p.job_key, p.kind, p.event_ids::text[] AS event_ids, p.streams, (SELECT count(*) FROM moved)::int8 AS moved FROM per_consumer p
+    SELECT consumer, job_key, kind, event_types, NULL::int8[] AS positions FROM per_consumer
     UNION ALL
-    SELECT NULL, NULL, NULL, NULL, NULL, (SELECT count(*) FROM moved)::int8 WHERE NOT EXISTS (SELECT 1 FROM per_consumer)`)) as readonly (OwedRow & { moved: number })[];
-  return { moved: rows[0]?.moved ?? 0, owed: rows.filter((r) => r.consumer !== null) };
+    SELECT NULL, NULL, NULL, NULL, (SELECT coalesce(array_agg(global_position), '{}') FROM moved)`)) as readonly {
+    consumer: string | null;
+    job_key: string | null;
+    kind: ConsumerKind | null;
+    event_types: string[] | null;
+    positions: number[] | null;
+  }[];
+  const movedSet = new Set((rows[rows.length - 1]?.positions ?? []).map(Number));
+  // The same batches as the statement: moved events in position order, cut every batchSize.
+  const moved = o.entries.filter((e) => movedSet.has(e.position)).sort((a, b) => a.position - b.position);
+  const batches = new Map<string, OutboxEntry[]>();
+  for (let i = 0; i < moved.length; i += o.batchSize) {
+    const part = moved.slice(i, i + o.batchSize);
+    batches.set(`p${part[0]!.position}`, part);
+  }
+  const owed: OwedRow[] = [];
+  for (const r of rows) {
+    if (r.consumer === null) continue;
+    const types = new Set(r.event_types);
+    const mine = (batches.get(r.job_key!) ?? []).filter((e) => types.has(e.eventType));
+    owed.push({ consumer: r.consumer, job_key: r.job_key!, kind: r.kind!, event_ids: mine.map((e) => e.eventId), streams: [...new Set(mine.map((e) => e.streamId))].sort() });
+  }
+  return { moved: moved.length, owed };
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { EventHandler } from './Handler.js';
+import { cacheVersionedFields, platformStatusKey } from './ticketCache.js';
 
 /** Platform health into the cache the scrapers consult; critical errors paged to operators. */
 export const SystemEventsHandler: EventHandler = {
@@ -6,7 +7,10 @@ export const SystemEventsHandler: EventHandler = {
   handledTypes: ['PlatformStatusChanged', 'ErrorOccurred'],
   async handle(e, ctx) {
     if (e.type === 'PlatformStatusChanged') {
-      ctx.redisBatch.hset(`${ctx.settings.cachePrefix}platform-status`, e.payload.platform, JSON.stringify({ status: e.payload.newStatus, at: e.occurredAt, version: e.version }));
+      // Guarded by the platform stream's version: a late "offline" (v5) never overwrites a newer "online" (v6).
+      cacheVersionedFields(ctx.redisBatch, platformStatusKey(ctx.settings.cachePrefix), e.version, 0, {
+        [e.payload.platform]: JSON.stringify({ status: e.payload.newStatus, at: e.occurredAt, version: e.version }),
+      });
       if (e.payload.newStatus === 'offline') ctx.logger.warn({ platform: e.payload.platform, reason: e.payload.reason }, 'platform went offline');
       return;
     }

@@ -1,7 +1,8 @@
 import type { ChainableCommander, Redis } from 'ioredis';
 
 // Sets each field only if the stored field is older than this stream version: handler jobs may run
-// out of order, and a late old event must not overwrite a newer price in the cache.
+// out of order, and a late old event must not overwrite a newer value in the cache. A TTL of 0 keeps
+// the key without expiry.
 const SCRIPT = `
 local v = tonumber(ARGV[1])
 local changed = 0
@@ -13,7 +14,7 @@ for i = 3, #ARGV, 2 do
     changed = changed + 1
   end
 end
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+if tonumber(ARGV[2]) > 0 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
 return changed
 `;
 
@@ -30,9 +31,21 @@ export function defineTicketCacheCommand(redis: Redis): void {
 
 /** Queues the guarded write on a pipeline; the handler runner sends the whole batch in one round trip. */
 export function cacheTicketFields(redis: ChainableCommander, prefix: string, ticketId: string, version: number, ttlSeconds: number, fields: Record<string, string | number>): void {
+  cacheVersionedFields(redis, ticketCacheKey(prefix, ticketId), version, ttlSeconds, fields);
+}
+
+export function platformStatusKey(prefix: string): string {
+  return `${prefix}platform-status`;
+}
+
+/**
+ * Version-guarded fields of one hash: each field (with `<field>@v` beside it) is written only if the
+ * stored one is older than `version`, the stream version of the event that carries the value.
+ */
+export function cacheVersionedFields(redis: ChainableCommander, key: string, version: number, ttlSeconds: number, fields: Record<string, string | number>): void {
   const args: (string | number)[] = [version, ttlSeconds];
   for (const [k, v] of Object.entries(fields)) args.push(k, v);
   const pipeline = redis as ChainableCommander & Record<string, (...a: (string | number)[]) => unknown>;
-  if (typeof pipeline[COMMAND] === 'function') pipeline[COMMAND](ticketCacheKey(prefix, ticketId), ...args);
-  else redis.eval(SCRIPT, 1, ticketCacheKey(prefix, ticketId), ...args);
+  if (typeof pipeline[COMMAND] === 'function') pipeline[COMMAND](key, ...args);
+  else redis.eval(SCRIPT, 1, key, ...args);
 }

@@ -40,23 +40,18 @@ export class PrivateRedis {
     }
   }
 
-  async stop(): Promise<void> {
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
     const p = this.proc;
     if (!p || p.exitCode !== null) return;
     const exited = new Promise((r) => p.on('exit', r));
-    p.kill('SIGTERM');
+    p.kill(signal);
     await exited;
     this.proc = null;
   }
 
   /** SIGKILL: no shutdown save, whatever it held in memory is gone. */
   async kill(): Promise<void> {
-    const p = this.proc;
-    if (!p || p.exitCode !== null) return;
-    const exited = new Promise((r) => p.on('exit', r));
-    p.kill('SIGKILL');
-    await exited;
-    this.proc = null;
+    await this.stop('SIGKILL');
   }
 
   async destroy(): Promise<void> {

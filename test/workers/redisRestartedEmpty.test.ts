@@ -51,6 +51,7 @@ describe('Redis restarted empty mid-run', () => {
   it('redis-restarted-empty-mid-run: 3 workers, 4 producers, 10,000 events over 500 streams; Redis SIGKILLed at ~50 % and restarted empty: every effect exactly once, read models equal the fold, no failure rows, owed work visible meanwhile', async () => {
     const TOTAL = 10_000;
     let dispatched = 0;
+    let killed: Promise<void> | null = null;
     let restarted: Promise<void> | null = null;
     const owedSeen: number[] = [];
     const produce = async (p: number) => {
@@ -60,18 +61,25 @@ describe('Redis restarted empty mid-run', () => {
         await producer.bus.dispatchMany(gen.batch(size));
         i += size;
         dispatched += size;
-        if (!restarted && dispatched >= TOTAL * 0.5) {
-          restarted = (async () => {
-            await redis.kill();
+        if (!killed && dispatched >= TOTAL * 0.5) {
+          // Jobs in Redis and in flight are lost with it; producers go on meanwhile.
+          killed = redis.kill().then(async () => {
             // While Redis is gone, the overview still answers from Postgres, and says work is owed.
             owedSeen.push((await overview(producer.pool, producer.queues)).owed.events);
+          });
+        }
+        if (killed && !restarted && dispatched >= TOTAL * 0.56) {
+          // ~600 events were dispatched with Redis gone; it comes back empty.
+          restarted = killed.then(async () => {
             await redis.start();
             owedSeen.push((await overview(producer.pool, producer.queues)).owed.events);
-          })();
+          });
+          await restarted;
         }
       }
     };
     await Promise.all([0, 1, 2, 3].map(produce));
+    await killed;
     await restarted;
     expect(owedSeen.length).toBe(2);
     expect(Math.max(...owedSeen)).toBeGreaterThan(0);

@@ -37,7 +37,9 @@ beforeAll(async () => {
     OWED_REDELIVER_AFTER_MS: '3000',
   };
   producer = await testContainer(env);
-  for (let i = 0; i < 3; i++) workers.push(spawnTs('workers/worker.ts', env));
+  for (let i = 0; i < 3; i++) workers.push(spawnTs('workers/worker.ts', { ...env, LOG_LEVEL: 'info' }));
+  // Every worker must be up before Redis goes away: one still starting would meet its preflight check.
+  await waitFor(() => workers.every((w) => w.output().includes('worker started')), { timeoutMs: 60_000, intervalMs: 100, what: 'the workers to start' });
 });
 
 afterAll(async () => {

@@ -1,6 +1,9 @@
 import { pino, type Logger } from 'pino';
+import { redactUrl } from './config.js';
 
 export type { Logger };
+
+const URL_KEYS = ['DATABASE_URL', 'REDIS_URL', 'ALERT_WEBHOOK_URL'];
 
 export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', destination?: pino.DestinationStream): Logger {
   return pino(
@@ -17,8 +20,11 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', de
           'req.headers.authorization',
           'headers.authorization',
           'authorization',
+          ...URL_KEYS,
+          ...URL_KEYS.map((k) => `config.${k}`),
         ],
-        censor: '[redacted]',
+        // Connection and webhook URLs stay readable with their credentials masked; the rest is hidden.
+        censor: (value: unknown, path: string[]) => (URL_KEYS.includes(path[path.length - 1]!) && typeof value === 'string' ? redactUrl(value) : '[redacted]'),
       },
     },
     destination,

@@ -38,9 +38,11 @@ await runCli(async (c) => {
       }
       return 0;
     }
-    const { jobId, projections } = await service.enqueue(request);
+    const { jobId, projections, alreadyQueued } = await service.enqueue(request);
+    // A rebuild of the same projections already waiting or running is joined, not doubled.
+    if (alreadyQueued && !opts.json) console.error(`A replay of ${projections.join(', ')} is already queued or running as job ${jobId}; following that one.`);
     if (!opts.wait) {
-      console.log(opts.json ? JSON.stringify({ jobId, projections }) : `Replay queued as job ${jobId} for ${projections.join(', ')}.\nFollow it with: npm run events:monitor -- --projections  (or GET /api/events/replays/${jobId})`);
+      console.log(opts.json ? JSON.stringify({ jobId, projections, alreadyQueued }) : `Replay ${alreadyQueued ? 'already queued' : 'queued'} as job ${jobId} for ${projections.join(', ')}.\nFollow it with: npm run events:monitor -- --projections  (or GET /api/events/replays/${jobId})`);
       return 0;
     }
     return await waitFor(jobId, projections, service, c, opts.json === true);

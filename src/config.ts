@@ -96,7 +96,65 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return result.data;
 }
 
-/** Hides the password part of a connection URL for logs and messages. */
+// Query parameters whose values are credentials (a webhook's `?token=`, a signed URL's `sig=`).
+const SECRET_PARAM = /token|key|secret|passw(or)?d|pwd|sig(nature)?|auth|credential/i;
+
+/**
+ * Hides the credentials of a URL for logs and messages: the password of `user:pass@`, `:pass@`
+ * (Redis's empty user) and percent-encoded forms, a bare `token@` on http(s) (a user name that is a
+ * token), and the values of query parameters named like secrets. Works on strings that are not
+ * valid URLs too, since a malformed value is exactly what a config error message echoes.
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:/@]+):([^@]+)@/, '//$1:***@');
+  const m = /^([a-z][a-z0-9+.-]*:\/\/)(.*)$/is.exec(url);
+  if (!m) return url;
+  const [, scheme, rest] = m as unknown as [string, string, string];
+  const queryAt = rest.search(/[?#]/);
+  const beforeQuery = queryAt < 0 ? rest : rest.slice(0, queryAt);
+  // The userinfo ends at the last '@' before the query: an unencoded password may itself hold '@' or
+  // '/', and over-masking a path that holds an '@' is the safe mistake.
+  const at = beforeQuery.lastIndexOf('@');
+  let out = rest;
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at);
+    const colon = userinfo.indexOf(':');
+    const shown = colon >= 0 ? `${userinfo.slice(0, colon)}:***` : /^https?:/i.test(scheme) ? '***' : userinfo;
+    out = `${shown}${rest.slice(at)}`;
+  }
+  out = out.replace(/([?&;])([^=&#;]*)=([^&#;]*)/g, (all, sep: string, key: string) => (SECRET_PARAM.test(safeDecode(key)) ? `${sep}${key}=***` : all));
+  return `${scheme}${out}`;
+}
+
+/** The secret parts of a URL (raw and decoded), to scrub from messages that a driver built around it. */
+export function secretsOf(url: string): string[] {
+  const out = new Set<string>();
+  const m = /^[a-z][a-z0-9+.-]*:\/\/(.*)$/is.exec(url);
+  if (!m) return [];
+  const rest = m[1]!;
+  const beforeQuery = rest.split(/[?#]/)[0]!;
+  const at = beforeQuery.lastIndexOf('@');
+  if (at >= 0) {
+    const userinfo = beforeQuery.slice(0, at);
+    const colon = userinfo.indexOf(':');
+    if (colon >= 0) out.add(userinfo.slice(colon + 1));
+    else if (/^https?:/i.test(url)) out.add(userinfo);
+  }
+  for (const q of rest.matchAll(/[?&;]([^=&#;]*)=([^&#;]*)/g)) if (SECRET_PARAM.test(safeDecode(q[1]!))) out.add(q[2]!);
+  for (const v of [...out]) out.add(safeDecode(v));
+  return [...out].filter((v) => v.length >= 3);
+}
+
+/** `text` with every secret of `url` replaced, for driver messages that may quote the URL or its parts. */
+export function scrubSecrets(text: string, url: string): string {
+  let out = text.split(url).join(redactUrl(url));
+  for (const s of secretsOf(url)) out = out.split(s).join('***');
+  return out;
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
 }

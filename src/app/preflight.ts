@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { redactUrl } from '../config.js';
+import { redactUrl, scrubSecrets } from '../config.js';
 import { redisOptionsFromUrl } from './redis.js';
 
 export class PreflightError extends Error {
@@ -14,7 +14,8 @@ export async function checkPostgres(url: string, timeoutMs = 4000): Promise<void
     await client.connect();
     await client.query('SELECT 1');
   } catch (error) {
-    const reason = (error as Error).message || String(error);
+    // The driver's message may quote the URL or its user and password.
+    const reason = scrubSecrets((error as Error).message || String(error), url);
     throw new PreflightError(
       [
         `Cannot reach PostgreSQL at ${redactUrl(url)} (${reason}).`,
@@ -38,7 +39,7 @@ export async function checkRedis(url: string, timeoutMs = 4000): Promise<void> {
     await redis.connect();
     await redis.ping();
   } catch (error) {
-    const reason = (first as Error | null)?.message || (error as Error).message || String(error);
+    const reason = scrubSecrets((first as Error | null)?.message || (error as Error).message || String(error), url);
     throw new PreflightError(
       [
         `Cannot reach Redis at ${redactUrl(url)} (${reason}).`,

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { errorSummary } from '../logger.js';
 import { eventsAppended } from '../metrics/metrics.js';
 import { eventRegistry, EventValidationError } from '../domain/index.js';
 import { ConcurrencyError, IdempotencyConflictError } from '../eventStore/errors.js';
@@ -81,7 +82,7 @@ export class EventBus {
       } catch (error) {
         if (!isTransient(error) || attempt >= attempts) throw error;
         const delay = baseDelayMs * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4);
-        this.logger.warn({ attempt, delay: Math.round(delay), err: (error as Error).message }, 'append failed, retrying');
+        this.logger.warn({ attempt, delay: Math.round(delay), error: errorSummary(error) }, 'append failed, retrying');
         await new Promise((r) => setTimeout(r, delay));
       }
     }

@@ -114,23 +114,7 @@ export class PostgresEventStore {
         const pg = pgErrorOf(error);
         const idConflict = pg?.code === '23505' && constraintOf(error) === 'event_store_id_unique';
         if (pg?.code !== 'HD409' && !idConflict) throw error;
-        // The whole batch may be a retry of one that committed: then every append resolves as already stored.
-        const conflictStream = /^stream (\S+):/.exec(pg?.message ?? '')?.[1];
-        const results: AppendResult[] = [];
-        for (const a of appends) {
-          const ids = a.events.map((e) => e.id ?? '');
-          if (ids.some((id) => !id)) {
-            if (idConflict) throw new RetryAppend();
-            throw new ConcurrencyError(conflictStream ?? a.streamId, a.expectedVersion ?? 'any', pg?.message ?? 'wrong expected version');
-          }
-          try {
-            results.push(await this.resolveConflict(a.streamId, a.expectedVersion ?? 'any', ids, pg?.message, idConflict));
-          } catch (e) {
-            if (e instanceof ConcurrencyError) throw new ConcurrencyError(conflictStream ?? a.streamId, e.expected, e.message);
-            throw e;
-          }
-        }
-        return results;
+        return this.resolveBatchConflict(appends, pg?.message, idConflict);
       }
       const byStream = new Map<string, AppendResult>();
       for (const r of rows) {
@@ -247,6 +231,44 @@ export class PostgresEventStore {
       if (idConflict) throw new RetryAppend();
       throw new ConcurrencyError(streamId, expectedVersion, message ?? 'wrong expected version');
     }
+  }
+
+  /**
+   * After a batch conflict: each stream's events are either all stored already in that stream (an
+   * exact retry: answered with their stored positions), some stored (409 for that stream, the rule for
+   * a single stream), or none stored. A batch mixing exact retries with new streams (a producer
+   * resending a batch with one stream added) stores the new streams, still all or nothing among
+   * themselves, rather than failing the whole batch on ids it already owns.
+   */
+  private async resolveBatchConflict(appends: StreamAppend[], message: string | undefined, idConflict: boolean): Promise<AppendResult[]> {
+    const conflictStream = /^stream (\S+):/.exec(message ?? '')?.[1];
+    const given = appends.flatMap((a) => a.events.flatMap((e) => (e.id ? [e.id] : [])));
+    const byId = new Map((given.length ? await this.storedIds(this.pool, given) : []).map((r) => [r.id, r]));
+    const results: (AppendResult | undefined)[] = [];
+    const fresh: number[] = [];
+    appends.forEach((a, i) => {
+      const stored = a.events.flatMap((e) => (e.id && byId.has(e.id) ? [byId.get(e.id)!] : []));
+      if (stored.length === 0) return void fresh.push(i);
+      if (stored.length === a.events.length && stored.every((r) => r.stream_id === a.streamId)) {
+        stored.sort((x, y) => x.version - y.version);
+        results[i] = { streamId: a.streamId, nextExpectedVersion: stored[stored.length - 1]!.version, alreadyStored: true, events: stored.map((r) => ({ id: r.id, version: r.version, position: r.global_position, transactionId: r.transaction_id })) };
+        return;
+      }
+      const elsewhere = stored.some((r) => r.stream_id !== a.streamId);
+      throw new IdempotencyConflictError(a.streamId, `${stored.length} of the ${a.events.length} event ids are already stored${elsewhere ? ' in another stream' : ''}; a retried append must resend exactly the same events`);
+    });
+    if (fresh.length === appends.length) {
+      // Nothing of ours is stored: a concurrent identical retry is committing (run again), or a real version conflict.
+      if (idConflict) throw new RetryAppend();
+      const at = appends.find((a) => a.streamId === conflictStream) ?? appends[0]!;
+      throw new ConcurrencyError(at.streamId, at.expectedVersion ?? 'any', message ?? 'wrong expected version');
+    }
+    if (fresh.length) {
+      // Strictly fewer appends than before, so this recursion ends; a conflict of its own is reported as usual.
+      const more = await this.appendMany(fresh.map((i) => appends[i]!));
+      fresh.forEach((i, k) => (results[i] = more[k]!));
+    }
+    return results as AppendResult[];
   }
 
   private async storedIds(db: CommonQueryMethods, ids: string[]) {

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { sql } from 'slonik';
+import { redactUrl, scrubSecrets } from '../config.js';
 import type { EventHandler } from './Handler.js';
 
 export const SIGNATURE_HEADER = 'x-hdt-signature';
@@ -27,9 +28,24 @@ export const AlertNotificationHandler: EventHandler = {
     const body = JSON.stringify({ eventId: e.id, occurredAt: e.occurredAt, alert: p });
     const headers: Record<string, string> = { 'content-type': 'application/json', 'idempotency-key': e.id, 'x-hdt-event-id': e.id };
     if (webhookSecret) headers[SIGNATURE_HEADER] = signBody(webhookSecret, body);
-    const res = await fetch(webhookUrl, { method: 'POST', headers, body, signal: AbortSignal.timeout(webhookTimeoutMs) });
+    // fetch refuses a URL with credentials, and its error quotes the whole URL (password included) into
+    // the job's failure record: send them as basic auth instead.
+    const target = new URL(webhookUrl);
+    if (target.username || target.password) {
+      headers.authorization = `Basic ${Buffer.from(`${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`).toString('base64')}`;
+      target.username = '';
+      target.password = '';
+    }
+    let res: Response;
+    try {
+      res = await fetch(target, { method: 'POST', headers, body, signal: AbortSignal.timeout(webhookTimeoutMs) });
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+      const reason = scrubSecrets(cause?.code ?? cause?.message ?? (error as Error).message, webhookUrl);
+      throw new Error(`alert webhook ${redactUrl(webhookUrl)} unreachable: ${reason}`);
+    }
     await res.arrayBuffer().catch(() => undefined);
-    if (!res.ok) throw new Error(`alert webhook answered HTTP ${res.status}`);
+    if (!res.ok) throw new Error(`alert webhook ${redactUrl(webhookUrl)} answered HTTP ${res.status}`);
     await ctx.tx.query(sql.unsafe`
       INSERT INTO alert_deliveries (event_id, alert_id, response_code) VALUES (${e.id}, ${p.alertId}, ${res.status})
       ON CONFLICT (event_id) DO UPDATE SET attempts = alert_deliveries.attempts + 1, response_code = EXCLUDED.response_code, delivered_at = now()`);

@@ -3,10 +3,12 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Container } from '../app/container.js';
 import { ConfigError } from '../config.js';
+import { errorSummary } from '../logger.js';
 import { createReplayService, type ReplayApi } from '../replay/ReplayService.js';
 import type { AuthSettings } from './auth.js';
 import { BULL_BOARD_PATH, mountBullBoard } from './bullBoard.js';
 import { HttpError, toErrorResponse } from './errors.js';
+import { useStrictJsonParser } from './jsonBody.js';
 import { buildOpenApi } from './openapi.js';
 import type { RouteDef } from './route.js';
 import { mountRoutes } from './route.js';
@@ -61,10 +63,12 @@ export async function buildServer(c: Container, options: ServerOptions = {}): Pr
   });
   // Only JSON bodies: a text/plain POST gets 415 instead of being read as a JSON string.
   app.removeContentTypeParser('text/plain');
+  useStrictJsonParser(app);
 
   app.setErrorHandler((error, req, reply) => {
     const { status, body, headers, internal } = toErrorResponse(error);
-    if (internal) req.log.error({ err: error, method: req.method, url: req.routeOptions.url }, 'request failed');
+    // The error's class, codes and frames only: a driver's message can quote the request body.
+    if (internal) req.log.error({ error: errorSummary(error), method: req.method, url: req.routeOptions.url }, 'request failed');
     else req.log.debug({ status, code: body.error.code }, 'request refused');
     if (headers) void reply.headers(headers);
     void reply.code(status).type('application/json; charset=utf-8').send(body);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { DatabasePool } from 'slonik';
 import type { Projection } from '../projections/Projection.js';
@@ -57,7 +58,8 @@ export interface DryRunReport {
 /** Enqueues, describes and estimates replays; the replay worker (replay process) does the work. */
 export interface ReplayApi {
   validate(request: ReplayRequest): string[];
-  enqueue(request: ReplayRequest): Promise<{ jobId: string; projections: string[] }>;
+  /** `alreadyQueued`: the same projections were already waiting or rebuilding; that job is returned. */
+  enqueue(request: ReplayRequest): Promise<{ jobId: string; projections: string[]; alreadyQueued: boolean }>;
   status(jobId: string): Promise<ReplayJobStatus | null>;
   dryRun(request: ReplayRequest): Promise<DryRunReport>;
 }
@@ -93,15 +95,30 @@ export function createReplayService(deps: ReplayDeps): ReplayApi {
       const problems = validate(request);
       if (problems.length) throw new RangeError(problems.join('; '));
       const projections = pick(request).map((p) => p.name);
-      // One rebuild per projection at a time: two would fight over the shadow table.
+      // One rebuild per projection at a time: two would fight over the shadow table. A request for the
+      // same projections joins the job already waiting or running; one for an overlapping set is refused.
+      const sameSet = (other: string[]) => other.length === projections.length && other.every((n) => projections.includes(n));
       for (const job of await deps.queue.getJobs(['waiting', 'active', 'delayed', 'prioritized'])) {
-        const busy = (job?.data as ReplayJobData | undefined)?.projections?.filter((n) => projections.includes(n)) ?? [];
+        const theirs = (job?.data as ReplayJobData | undefined)?.projections ?? [];
+        if (job?.id && sameSet(theirs)) return { jobId: job.id, projections, alreadyQueued: true };
+        const busy = theirs.filter((n) => projections.includes(n));
         if (busy.length) throw new ReplayInProgressError(`a replay of ${busy.join(', ')} is already queued or running (job ${job.id})`);
       }
       const data: ReplayJobData = { projections, from: request.from ?? null, chunk: request.chunk ?? deps.defaultChunk, requestedAt: new Date().toISOString() };
-      const jobId = `replay-${request.projection ?? 'all'}-${Date.now().toString(36)}`;
-      await deps.queue.add('replay', data, { jobId, attempts: 3, backoff: { type: 'exponential', delay: 2000 }, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 30 * 24 * 3600 } });
-      return { jobId, projections };
+      const jobId = `replay-${request.projection ?? 'all'}-${Date.now().toString(36)}${randomBytes(2).toString('hex')}`;
+      // The check above and this add are not atomic: two requests at once both pass it. The
+      // deduplication id makes the add itself atomic per projection set: while a job holds it (until it
+      // completes or finally fails), BullMQ stores nothing and answers with that job's id.
+      const job = await deps.queue.add('replay', data, {
+        jobId,
+        deduplication: { id: `replay:${[...projections].sort().join(',')}` },
+        attempts: 3,
+        backoff: { type: 'exponential', delay: 2000 },
+        removeOnComplete: { age: 7 * 24 * 3600 },
+        removeOnFail: { age: 30 * 24 * 3600 },
+      });
+      const id = job.id ?? jobId;
+      return { jobId: id, projections, alreadyQueued: id !== jobId };
     },
     async status(jobId) {
       let job = await deps.queue.getJob(jobId);

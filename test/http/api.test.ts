@@ -240,13 +240,15 @@ describe('failures and replays', () => {
     for (const bad of ['abc', '0', '-1', '1.5', '99999999999999999999']) expect.soft((await call('POST', `/api/events/failures/${bad}/retry`)).status, bad).toBe(400);
   });
 
-  it('rebuild enqueues a replay (202) whose progress is readable; unknown projection 404; a second rebuild while queued 409', async () => {
+  it('rebuild enqueues a replay (202) whose progress is readable; unknown projection 404; a second rebuild while queued joins the first (same job id)', async () => {
     const res = await call('POST', '/api/events/projections/TicketReadModelProjection/rebuild');
     expect(res.status).toBe(202);
     const status = await call('GET', `/api/events/replays/${res.body.data.jobId}`);
     expect(status.status).toBe(200);
     expect(status.body.data).toMatchObject({ jobId: res.body.data.jobId, projections: ['TicketReadModelProjection'] });
-    expect((await call('POST', '/api/events/projections/TicketReadModelProjection/rebuild')).status).toBe(409);
+    const second = await call('POST', '/api/events/projections/TicketReadModelProjection/rebuild');
+    expect(second.status).toBe(202);
+    expect(second.body.data).toMatchObject({ jobId: res.body.data.jobId, alreadyQueued: true });
     const unknown = await call('POST', '/api/events/projections/NoSuchProjection/rebuild');
     expect(unknown.status).toBe(404);
     expect(unknown.body.error.details.validNames).toContain('TicketReadModelProjection');

@@ -29,13 +29,18 @@ export function operationsRoutes(c: Container, replay: ReplayApi) {
       params: RebuildParams,
       body: RebuildBody,
       bodyRequired: false,
-      responses: { 202: { description: 'Enqueued', data: z.object({ jobId: z.string(), projections: z.array(z.string()), statusUrl: z.string() }) } },
+      responses: {
+        202: {
+          description: 'Enqueued; a rebuild of the same projection already waiting or running is returned instead (`alreadyQueued: true`, same job id)',
+          data: z.object({ jobId: z.string(), projections: z.array(z.string()), statusUrl: z.string(), alreadyQueued: z.boolean() }),
+        },
+      },
       errors: [400, 404, 409],
       async handler({ params, body }) {
         const request = { projection: params.name, from: body?.from, chunk: body?.chunk };
         try {
-          const { jobId, projections } = await replay.enqueue(request);
-          return { status: 202, data: { jobId, projections, statusUrl: `/api/events/replays/${encodeURIComponent(jobId)}` } };
+          const { jobId, projections, alreadyQueued } = await replay.enqueue(request);
+          return { status: 202, data: { jobId, projections, alreadyQueued, statusUrl: `/api/events/replays/${encodeURIComponent(jobId)}` } };
         } catch (error) {
           // Matched by name: the replay module owns that class.
           if ((error as Error).name === 'ReplayInProgressError') throw new HttpError(409, 'replay_in_progress', (error as Error).message);

@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import type { DatabasePool } from 'slonik';
 import type { OutboxEntry, Publisher } from '../eventBus/publisher.js';
 import type { EventHandler } from '../handlers/Handler.js';
-import type { HandlerBatchResult, HandlerRunner, SettleSql } from '../handlers/HandlerRunner.js';
+import type { HandlerBatchResult, HandlerRunner } from '../handlers/HandlerRunner.js';
+import type { SettleSql } from '../db/statements.js';
 import { unprocessedEvents } from '../handlers/ledger.js';
 import { countConsumerRun } from '../metrics/metrics.js';
 import { parkUnapplied } from '../projections/checkpoints.js';
@@ -271,4 +272,3 @@ export class ConsumerJobProcessor {
   }
 }
 
-export { ownQueueName };

@@ -1,6 +1,6 @@
 import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
-import type { ConsumerKind, ConsumerRoute } from './jobs.js';
+import type { ConsumerRoute } from './jobs.js';
 
 /** A worker's heartbeat older than this means no live worker runs the consumer. */
 export const LIVE_WORKER_WINDOW_MS = 30_000;
@@ -52,7 +52,7 @@ export async function listConsumers(db: CommonQueryMethods): Promise<RegisteredC
 }
 
 /** Retires a consumer: it is owed nothing more, and what it was owed is dropped. */
-export async function unregisterConsumer(db: CommonQueryMethods & { transaction?: unknown }, name: string): Promise<{ removed: boolean; owedDropped: number }> {
+export async function unregisterConsumer(db: CommonQueryMethods, name: string): Promise<{ removed: boolean; owedDropped: number }> {
   const r = await db.one(sql.type(z.object({ removed: z.boolean(), owed: z.number() }))`
     WITH c AS (DELETE FROM event_consumers WHERE name = ${name} RETURNING 1),
          o AS (DELETE FROM consumer_owed WHERE consumer = ${name} RETURNING events)
@@ -60,4 +60,3 @@ export async function unregisterConsumer(db: CommonQueryMethods & { transaction?
   return { removed: r.removed, owedDropped: r.owed };
 }
 
-export type { ConsumerKind };

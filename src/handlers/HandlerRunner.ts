@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { sql, type DatabasePool } from 'slonik';
+import { asOneStatement, type SettleSql } from '../db/statements.js';
 import { eventRegistry, type DomainEvent } from '../domain/index.js';
 import type { OutboxEntry, Publisher } from '../eventBus/publisher.js';
 import type { PostgresEventStore } from '../eventStore/PostgresEventStore.js';
@@ -12,18 +13,11 @@ import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerS
 /** Batches at least this large run their (non-isolated) handlers in one shared transaction. */
 export const SHARED_TRANSACTION_MIN_EVENTS = 200;
 
-/**
- * Statements the consumer pipeline needs in the transaction that commits these handlers' effects
- * (settling owed work, resolving a retried failure), so effect and bookkeeping commit together. They
- * ride in the transaction's first statement (the ledger insert): no extra round trip, no lock held longer.
- */
-export type SettleSql = (consumers: readonly string[]) => readonly SqlFragment[];
-type SqlFragment = ReturnType<typeof sql.fragment>;
 
 /** Runs settle statements on their own (nothing else to commit with them). */
 async function settleAlone(pool: DatabasePool, settle: SettleSql | undefined, consumers: readonly string[]): Promise<void> {
   const parts = settle?.(consumers) ?? [];
-  if (parts.length) await pool.query(sql.unsafe`WITH ${sql.join(parts.map((p, i) => sql.fragment`${sql.identifier([`s${i}`])} AS (${p})`), sql.fragment`, `)} SELECT 1`);
+  if (parts.length) await pool.query(sql.unsafe`${asOneStatement(parts)}`);
 }
 
 export interface RunOptions {
@@ -144,13 +138,13 @@ export class HandlerRunner {
     const processed = await this.deps.pool.transaction(async (tx) => {
       const pairs = units.flatMap((u) => u.events.map((e) => [u.handler.name, e.id] as const)).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
       // Hot path: a fixed two-column shape, not worth a zod parse per row. The pipeline's settle
-      // statements ride along: they commit or roll back with the effects.
-      const parts = settle?.(units.map((u) => u.handler.name)) ?? [];
-      const ctes = parts.length ? sql.fragment`WITH ${sql.join(parts.map((p, i) => sql.fragment`${sql.identifier([`s${i}`])} AS (${p})`), sql.fragment`, `)} ` : sql.fragment``;
-      const claimedRows = (await tx.any(sql.unsafe`
-        ${ctes}INSERT INTO event_handler_ledger (handler, event_id)
+      // statements ride in this first statement: they commit or roll back with the effects.
+      const claimedRows = (await tx.any(sql.unsafe`${asOneStatement(
+        settle?.(units.map((u) => u.handler.name)) ?? [],
+        sql.fragment`INSERT INTO event_handler_ledger (handler, event_id)
         SELECT * FROM unnest(${sql.array(pairs.map((p) => p[0]), 'text')}::text[], ${sql.array(pairs.map((p) => p[1]), 'uuid')}::uuid[])
-        ON CONFLICT DO NOTHING RETURNING handler, event_id`)) as readonly { handler: string; event_id: string }[];
+        ON CONFLICT DO NOTHING RETURNING handler, event_id`,
+      )}`)) as readonly { handler: string; event_id: string }[];
       const claimedBy = new Map<string, Set<string>>();
       for (const r of claimedRows) {
         const set = claimedBy.get(r.handler);

@@ -1,4 +1,5 @@
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { asOneStatement, type SettleSql } from '../db/statements.js';
 import { rowToEvent, type StoredEvent, type StoredEventRowType, type Upcaster } from '../eventStore/types.js';
 
 export { rowToEvent };
@@ -34,15 +35,8 @@ export interface CatchUpResult {
   parkedSkipped: string[];
 }
 
-/**
- * Statements the consumer pipeline needs in the transaction that commits these projections' catch-up
- * (for those without a poisoned stream): settling owed work, resolving a retried failure. They ride in
- * the statement that writes documents and checkpoints: no extra round trip while checkpoints are locked.
- */
-export type SettleSql = (consumers: readonly string[]) => readonly SqlFragment[];
-type SqlFragment = ReturnType<typeof sql.fragment>;
-
 export interface CatchUpOptions {
+  /** For the projections without a poisoned stream; rides in the documents-and-checkpoints statement. */
   settle?: SettleSql;
   /** Events to pass over without applying them (an operator skipped them): a rebuild's skip list. */
   skip?: ReadonlySet<string>;
@@ -128,7 +122,7 @@ export class ProjectionRunner {
     // Nothing to write but the settle statements (every projection is clean when nothing was folded).
     const settleOnly = async () => {
       const parts = settle?.(items.map((it) => it.projection.name)) ?? [];
-      if (parts.length) await tx.query(sql.unsafe`WITH ${sql.join(parts.map((p, i) => sql.fragment`${sql.identifier([`s${i}`])} AS (${p})`), sql.fragment`, `)} SELECT 1`);
+      if (parts.length) await tx.query(sql.unsafe`${asOneStatement(parts)}`);
       return results;
     };
     const pairs = items.flatMap((it) => it.streams.map((s) => [it.projection.name, s] as const));
@@ -240,9 +234,7 @@ export class ProjectionRunner {
     if (settle && clean.length) writes.push(...settle(clean));
     // Documents, checkpoints and the pipeline's settle statements of every projection in one statement.
     if (writes.length) {
-      await tx.query(sql.unsafe`
-        WITH ${sql.join(writes.map((w, i) => sql.fragment`${sql.identifier([`w${i}`])} AS (${w})`), sql.fragment`, `)}
-        SELECT 1`);
+      await tx.query(sql.unsafe`${asOneStatement(writes, undefined, 'w')}`);
     }
     return results;
   }

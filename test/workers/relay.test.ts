@@ -58,7 +58,10 @@ describe('outbox relay', () => {
     const mark = await db.pool.oneFirst(sql.type(n)`SELECT coalesce(max(global_position), 0) AS n FROM event_store`);
     const gen = createEventGenerator({ seed: 5, streams: 300, runId: 'relays' });
     for (let i = 0; i < 4; i++) await producer.bus.dispatchMany(gen.batch(500));
-    expect(await outbox()).toBeGreaterThanOrEqual(1500);
+    // How many stay in the outbox depends on the machine's speed: after a refused enqueue the producer
+    // leaves its events there for a moment (0.5 s, doubling), and converts the next batch after that.
+    const waiting = await outbox();
+    expect(waiting).toBeGreaterThan(0);
     await relayHost.queues.handlers.obliterate({ force: true });
     await relayHost.queues.projections.obliterate({ force: true });
     // The producer's first failed publish turned its events into owed rows (then it left the outbox
@@ -73,7 +76,7 @@ describe('outbox relay', () => {
     const relays = [1, 2, 3].map(() => new DeliveryRelay(db.url, relayHost.publisher, null, createLogger('silent'), { batchSize: 100, pollMs: 60_000, minAgeMs: 0 }));
     await Promise.all(relays.map((r) => r.sweep(true)));
     expect(await outbox()).toBe(0);
-    expect(relays.reduce((s, r) => s + r.relayed, 0)).toBeGreaterThanOrEqual(1500);
+    expect(relays.reduce((s, r) => s + r.relayed, 0)).toBe(waiting);
     // The batch jobs carry each event id exactly once, and every event some handler handles.
     const jobs = await relayHost.queues.handlers.getJobs(['waiting'], 0, 10_000);
     const ids = jobs.flatMap((j) => (j.data as HandlerJobData).eventIds);

@@ -58,6 +58,9 @@ export const ConfigSchema = z.object({
   // reconciler (relay role) and redelivered if its job is gone (Redis lost it, an operator deleted it).
   OWED_REDELIVER_AFTER_MS: int(30_000, 100, 24 * 3_600_000),
   SHUTDOWN_GRACE_MS: int(25_000, 0, 600_000),
+  // web, worker and replay started while Postgres or Redis is unreachable wait for it (web answers
+  // /health 200, /ready 503 meanwhile); after this long they exit with code 2. 0 = wait as long as it takes.
+  STARTUP_WAIT_MS: int(0, 0, 24 * 3_600_000),
   // How long a worker may hold a job without renewing its lock before another worker takes it over.
   JOB_LOCK_MS: int(30_000, 1000, 600_000),
   CACHE_TTL_SECONDS: int(86_400, 1, 30 * 86_400),

@@ -6,4 +6,4 @@ await runProcess(async (container) => {
   const web = await startWebServer(container);
   // Stop accepting, let in-flight requests finish (bounded by SHUTDOWN_GRACE_MS), then close connections.
   return () => web.close();
-});
+}, process.env, { holdingServer: true });

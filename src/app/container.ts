@@ -16,6 +16,9 @@ import { PostgresEventStore } from '../eventStore/PostgresEventStore.js';
 import type { Upcaster } from '../eventStore/types.js';
 import { defaultHandlers, type EventHandler } from '../handlers/index.js';
 import { defaultProjections, type Projection } from '../projections/index.js';
+import { FaultMonitor } from '../faultMonitor.js';
+import { infrastructureFaults, infrastructureUp } from '../metrics/metrics.js';
+import { sql } from 'slonik';
 import { createRedis, producerConnectionOptions } from './redis.js';
 
 export interface Container {
@@ -36,6 +39,8 @@ export interface Container {
   /** A consumer's retry policy: its own attempts/backoff if this process knows it, else the defaults. */
   policyOf(consumer: string): RetryPolicy;
   upcast: Upcaster;
+  /** Infrastructure faults seen by this process: outages are waited out, not failed (bounded-rate warnings). */
+  faults: FaultMonitor;
   /** A plain Redis connection for caches (created on first use). */
   cacheRedis(): Redis;
   close(): Promise<void>;
@@ -66,7 +71,17 @@ export function routesOf(handlers: readonly EventHandler[], projections: readonl
 export async function createContainer(config: Config, logger: Logger, options: ContainerOptions = {}): Promise<Container> {
   const pool = await createDbPool(config.DATABASE_URL, { maximumPoolSize: config.DATABASE_POOL_SIZE });
   const appendPool = new pg.Pool({ connectionString: config.DATABASE_URL, max: Math.max(2, Math.ceil(config.DATABASE_POOL_SIZE / 2)), connectionTimeoutMillis: 5000 });
-  appendPool.on('error', (err) => logger.warn({ err: err.message }, 'idle append connection failed'));
+  const queuesRef: { handlers?: Queue } = {};
+  const faults = new FaultMonitor(logger, {
+    probes: {
+      postgres: async () => void (await pool.query(sql.unsafe`SELECT 1`)),
+      redis: async () => void (await queuesRef.handlers!.getJobCounts('waiting')),
+    },
+    onFault: (service) => infrastructureFaults.inc({ service }),
+  });
+  faults.subscribe((service, up) => infrastructureUp.set({ service }, up ? 1 : 0));
+  // A connection lost while idle in the pool (Postgres restarted): the pool drops it; a warning at a bounded rate.
+  appendPool.on('error', (err) => faults.warn('postgres:idle', { err: err.message }, 'idle Postgres connection lost'));
   const upcast: Upcaster = (type, v, payload) => (eventRegistry.has(type) ? eventRegistry.upcast(type, v, payload) : { schemaVersion: v, payload });
   const store = new PostgresEventStore(pool, { upcaster: upcast, appendPool });
   const connection = producerConnectionOptions(config.REDIS_URL);
@@ -75,6 +90,7 @@ export async function createContainer(config: Config, logger: Logger, options: C
     projections: createQueue(QUEUE_NAMES.projections, connection, config.QUEUE_PREFIX),
     replay: createQueue(QUEUE_NAMES.replay, connection, config.QUEUE_PREFIX),
   };
+  queuesRef.handlers = queues.handlers;
   const only = config.CONSUMERS;
   if (only) {
     const known = [...defaultHandlers.map((h) => h.name), ...defaultProjections.map((p) => p.name)];
@@ -101,9 +117,10 @@ export async function createContainer(config: Config, logger: Logger, options: C
   });
   let cache: Redis | null = null;
   return {
-    config, logger, pool, appendPool, store, queues, consumerQueues, publisher, bus, failures, handlers, projections, routes, policyOf: policy, upcast,
+    config, logger, pool, appendPool, store, queues, consumerQueues, publisher, bus, failures, handlers, projections, routes, policyOf: policy, upcast, faults,
     cacheRedis: () => (cache ??= createRedis(config.REDIS_URL, { maxRetriesPerRequest: 3 })),
     async close() {
+      faults.stop();
       await Promise.allSettled(Object.values(queues).map((q) => q.close()));
       await consumerQueues.closeOwn();
       if (cache) await cache.quit().catch(() => cache?.disconnect());

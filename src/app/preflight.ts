@@ -10,6 +10,8 @@ export class PreflightError extends Error {
 /** Answers "is Postgres there?" in plain words, not a stack trace. */
 export async function checkPostgres(url: string, timeoutMs = 4000): Promise<void> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+  // A connection lost mid-check is reported by the rejected promise; unheard, the event would crash the process.
+  client.on('error', () => {});
   try {
     await client.connect();
     await client.query('SELECT 1');

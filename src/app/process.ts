@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
  * SIGTERM/SIGINT: run `shutdown` once (stop taking work, drain within the grace period, close
  * connections), then exit 0. A second signal exits at once.
  */
-export function onShutdownSignal(logger: Logger, shutdown: () => Promise<void>): void {
+export function onShutdownSignal(logger: Logger, shutdown: () => Promise<void>): () => void {
   let stopping = false;
   const handler = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -25,4 +25,8 @@ export function onShutdownSignal(logger: Logger, shutdown: () => Promise<void>):
   };
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
+  return () => {
+    process.off('SIGTERM', handler);
+    process.off('SIGINT', handler);
+  };
 }

@@ -1,5 +1,6 @@
 import { Worker } from 'bullmq';
 import type { Container } from './container.js';
+import { delayOnInfrastructureFault, isDelayed, pauseWhileDown, reportWorkerErrors } from './faultTolerance.js';
 import { workerConnectionOptions } from './redis.js';
 import { QUEUE_NAMES } from '../eventBus/queues.js';
 import { ReplayEngine } from '../replay/ReplayEngine.js';
@@ -18,7 +19,8 @@ export function startReplayWorker(c: Container): { worker: Worker; close(graceMs
   const byName = new Map(c.projections.map((p) => [p.name, p]));
   const worker = new Worker<ReplayJobState>(
     QUEUE_NAMES.replay,
-    async (job) => {
+    // An outage delays the replay (it resumes from its last committed chunk); it does not use attempts.
+    delayOnInfrastructureFault<ReplayJobState, unknown>(c.faults, async (job) => {
       const results = [];
       const completed = new Set(job.data.completed ?? []);
       for (const [index, name] of job.data.projections.entries()) {
@@ -36,7 +38,7 @@ export function startReplayWorker(c: Container): { worker: Worker; close(graceMs
         await job.updateData({ ...job.data, completed: [...completed] });
       }
       return { projections: results };
-    },
+    }),
     {
       connection: workerConnectionOptions(c.config.REDIS_URL),
       prefix: c.config.QUEUE_PREFIX,
@@ -47,15 +49,18 @@ export function startReplayWorker(c: Container): { worker: Worker; close(graceMs
       maxStalledCount: 3,
     },
   );
-  worker.on('error', (err) => c.logger.warn({ err: err.message }, 'replay worker connection error'));
+  reportWorkerErrors(c.faults, worker, QUEUE_NAMES.replay);
+  let closing = false;
+  pauseWhileDown(c.faults, () => [worker], () => closing);
   worker.on('failed', (job, err) => {
-    if (!job || (job.finishedOn == null && job.attemptsMade < (job.opts.attempts ?? 1))) return;
+    if (!job || isDelayed(err) || (job.finishedOn == null && job.attemptsMade < (job.opts.attempts ?? 1))) return;
     c.logger.error({ jobId: job.id, err: err.message }, 'replay failed for good; the live read models keep serving');
     void Promise.all(job.data.projections.map((n) => (byName.get(n) ? engine.abandon(byName.get(n)!, job.id!) : null))).catch(() => {});
   });
   return {
     worker,
     async close(graceMs = c.config.SHUTDOWN_GRACE_MS) {
+      closing = true;
       const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), graceMs).unref());
       if ((await Promise.race([worker.close(), timer])) === 'timeout') await worker.close(true);
     },

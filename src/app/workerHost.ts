@@ -7,6 +7,7 @@ import { heartbeat, HEARTBEAT_MS, registerConsumers } from '../consumers/registr
 import { HandlerRunner } from '../handlers/HandlerRunner.js';
 import { ProjectionRunner } from '../projections/ProjectionRunner.js';
 import type { Container } from './container.js';
+import { delayOnInfrastructureFault, isDelayed, pauseWhileDown, reportWorkerErrors } from './faultTolerance.js';
 import { workerConnectionOptions } from './redis.js';
 
 export type WorkerRole = 'handlers' | 'projections' | 'relay';
@@ -78,16 +79,30 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
     maxStalledCount: 1,
   };
   const isFinal = (job: Job) => job.finishedOn != null || job.attemptsMade >= (job.opts.attempts ?? 1);
+  let closing = false;
+  /** Failure bookkeeping is retried through an outage, never dropped (until this process stops). */
+  const recordFinal = async (job: Job<ConsumerJobData>, err: Error) => {
+    for (;;) {
+      try {
+        return await processor.finalFailure(job, err);
+      } catch (error) {
+        if (closing || !c.faults.report(error, 'bookkeeping')) throw error;
+        await c.faults.whenUp();
+        await new Promise((r) => setTimeout(r, c.faults.nextDelayMs()).unref());
+      }
+    }
+  };
   const start = (queue: string, run: (job: Job<ConsumerJobData>) => Promise<unknown>) => {
-    const worker = new Worker<ConsumerJobData>(queue, run, common);
+    const worker = new Worker<ConsumerJobData>(queue, delayOnInfrastructureFault(c.faults, run), common);
     // Also reached for stalled-limit failures, which never pass through the processor.
     worker.on('failed', (job, err) => {
-      if (!job || !isFinal(job)) return;
-      void processor.finalFailure(job, err).catch((e: Error) => logger.error({ err: e.message, jobId: job.id }, 'could not record a processing failure; the owed row stays and the reconciler redelivers it'));
+      if (!job || !isFinal(job) || isDelayed(err)) return;
+      void recordFinal(job, err).catch((e: Error) => logger.error({ err: e.message, jobId: job.id }, 'could not record a processing failure; the owed row stays and the reconciler redelivers it'));
     });
-    worker.on('error', (err) => logger.warn({ err: err.message, queue }, 'worker connection error'));
+    reportWorkerErrors(c.faults, worker, queue);
     workers.push(worker);
   };
+  pauseWhileDown(c.faults, () => workers, () => closing);
   const runHandlers = (job: Job<ConsumerJobData>) => processor.handlerJob(job as Job<HandlerJobData>);
   const runProjections = (job: Job<ConsumerJobData>) => processor.projectionJob(job as Job<ProjectionJobData>);
   if (roles.includes('handlers')) start(SHARED_QUEUE.handler, runHandlers);
@@ -110,6 +125,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
     reconciler,
     workers,
     async close(graceMs = config.SHUTDOWN_GRACE_MS) {
+      closing = true;
       clearInterval(beat);
       await relay?.stop();
       let timedOut = false;

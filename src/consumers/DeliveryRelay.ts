@@ -1,5 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
+import { backoffMs } from '../faults.js';
 import { OUTBOX_CHANNEL, type JobPublisher } from './JobPublisher.js';
 import type { Reconciler } from './reconciler.js';
 
@@ -34,6 +35,8 @@ export class DeliveryRelay {
   private listener: pg.Client | null = null;
   private loop: Promise<void> | null = null;
   private failures = 0;
+  private listenFailures = 0;
+  private nextListenAt = 0;
   relayed = 0;
 
   constructor(
@@ -59,21 +62,30 @@ export class DeliveryRelay {
     }
   }
 
+  /**
+   * The LISTEN connection. Lost (Postgres restarted), it is released and re-created with jittered,
+   * capped backoff, as graphile-worker does: polling covers the gap, so nothing waits on it.
+   */
   private async listen(): Promise<void> {
-    if (this.listener || this.stopped) return;
-    const client = new pg.Client({ connectionString: this.databaseUrl });
-    client.on('error', () => {
-      // Released and re-created on the next round.
+    if (this.listener || this.stopped || Date.now() < this.nextListenAt) return;
+    const client = new pg.Client({ connectionString: this.databaseUrl, connectionTimeoutMillis: 5000 });
+    const lost = () => {
       if (this.listener === client) this.listener = null;
+      this.listenFailures++;
+      this.nextListenAt = Date.now() + backoffMs(this.listenFailures, 1000, 30_000);
       client.end().catch(() => {});
-    });
+    };
+    client.on('error', lost);
     client.on('notification', () => this.wake?.());
     try {
       await client.connect();
       await client.query(`LISTEN ${OUTBOX_CHANNEL}`);
       this.listener = client;
+      this.listenFailures = 0;
     } catch (error) {
-      await client.end().catch(() => {});
+      client.removeListener('error', lost);
+      client.on('error', () => {});
+      lost();
       throw error;
     }
   }

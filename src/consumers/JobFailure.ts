@@ -8,5 +8,7 @@ export class JobFailure extends Error {
 
 /** The message a poisoned projection stream fails with, in batch jobs and in a projection's own jobs alike. */
 export function poisonFailure(projection: string, first: { eventId: string; streamId: string; version: number; error: Error }): JobFailure {
-  return new JobFailure(`${projection} could not apply event ${first.eventId} (stream ${first.streamId} v${first.version}): ${first.error.message}`, first.error.stack);
+  // No event id: the stream's catch-up failed as a whole (isolated by bisection), not at one event.
+  const what = first.eventId ? `apply event ${first.eventId} (stream ${first.streamId} v${first.version})` : `catch up stream ${first.streamId}`;
+  return new JobFailure(`${projection} could not ${what}: ${first.error.message}`, first.error.stack);
 }

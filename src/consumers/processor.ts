@@ -76,12 +76,22 @@ export class ConsumerJobProcessor {
     for (const name of notMine) await this.forward(job, 'handler', name, data.eventIds);
     if (mine.length === 0) return { consumers: data.consumers.length, handedOver: 0, forwarded: notMine.length };
 
-    const events = await this.d.handlerRunner.loadEvents(data.eventIds);
+    const { events, unreadable } = await this.d.handlerRunner.load(data.eventIds);
     const emitted: OutboxEntry[] = [];
+    // A row its upcaster rejects fails for the handlers of its type only, and only that event: the
+    // others of the batch take effect (and settle nothing until the failed one is resolved).
+    const blocked = (h: EventHandler) => unreadable.filter((u) => (h.handledTypes as readonly string[]).includes(u.eventType));
     const results = await this.d.handlerRunner.runMany(mine, events, {
-      settle: this.settler(data),
+      settle: this.settler(data, unreadable.length ? (name) => blocked(this.handlers.get(name)!).length === 0 : undefined),
       onEmitted: this.d.inline ? (e) => void emitted.push(...e) : undefined,
     });
+    for (const h of mine) {
+      const bad = blocked(h);
+      if (!bad.length) continue;
+      const r = results.get(h.name) ?? { processed: 0, skipped: 0, failed: [] };
+      r.failed.push(...bad.map((u) => ({ eventId: u.eventId, error: new JobFailure(`event ${u.eventId} (${u.eventType}, stream ${u.streamId} v${u.version}) cannot be read: ${u.error.message}`, u.error.stack) })));
+      results.set(h.name, r);
+    }
     const seconds = (performance.now() - t0) / 1000;
     let handedOver = 0;
     const failed: { handler: EventHandler; result: HandlerBatchResult }[] = [];
@@ -163,10 +173,14 @@ export class ConsumerJobProcessor {
   }
 
   /** Settles, in the effect's transaction, the owed row of the job (and the failure it retries). */
-  private settler(data: ConsumerJobData): SettleSql | undefined {
+  private settler(data: ConsumerJobData, settles?: (consumer: string) => boolean): SettleSql | undefined {
     const { owed, retryOf } = data;
     if (owed === undefined && retryOf === undefined) return undefined;
-    return (consumers) => [...(owed !== undefined && consumers.length ? [completeOwedSql(owed, consumers)] : []), ...(retryOf !== undefined ? [resolveRetriedSql(retryOf)] : [])];
+    return (all) => {
+      const consumers = settles ? all.filter(settles) : all;
+      if (settles && consumers.length === 0) return [];
+      return [...(owed !== undefined && consumers.length ? [completeOwedSql(owed, consumers)] : []), ...(retryOf !== undefined ? [resolveRetriedSql(retryOf)] : [])];
+    };
   }
 
   /** Work for a consumer this process does not run: onto that consumer's own queue, for a worker that does. */

@@ -6,6 +6,7 @@ import { eventRegistry, type DomainEvent } from '../domain/index.js';
 import type { OutboxEntry, Publisher } from '../eventBus/publisher.js';
 import type { PostgresEventStore } from '../eventStore/PostgresEventStore.js';
 import { rowToEvent, type StoredEvent, type StoredEventRowType, type Upcaster } from '../eventStore/types.js';
+import { isInfrastructureError } from '../faults.js';
 import { flushPlatformStats } from './alerting.js';
 import { defineTicketCacheCommand } from './ticketCache.js';
 import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerSettings, PlatformStatsDelta } from './Handler.js';
@@ -27,6 +28,14 @@ export interface RunOptions {
    * caller processes them itself (their outbox rows stay until it is done, so nothing is lost).
    */
   onEmitted?: (entries: OutboxEntry[]) => void;
+}
+
+export interface UnreadableEvent {
+  eventId: string;
+  eventType: string;
+  streamId: string;
+  version: number;
+  error: Error;
 }
 
 export interface FailedEvent {
@@ -62,13 +71,32 @@ export class HandlerRunner {
   }
 
   async loadEvents(eventIds: readonly string[]): Promise<StoredEvent[]> {
+    const { events, unreadable } = await this.load(eventIds);
+    if (unreadable.length) throw unreadable[0]!.error;
+    return events;
+  }
+
+  /**
+   * The events by id, in store order. A row that cannot be read (its upcaster rejects it) is set
+   * apart with its type, so that only the handlers of that type fail it, for that event alone.
+   */
+  async load(eventIds: readonly string[]): Promise<{ events: StoredEvent[]; unreadable: UnreadableEvent[] }> {
     // Hot path: rows of our own table with a fixed column list, validated when written; zod-parsing
     // every row for every consumer cost ~8 % of a worker's CPU.
     const rows = (await this.deps.pool.any(sql.unsafe`
       SELECT id, stream_id, stream_type, version, event_type, schema_version, payload, metadata,
              global_position, transaction_id::text AS transaction_id, occurred_at, recorded_at
       FROM event_store WHERE id = ANY(${sql.array([...eventIds], 'uuid')}) ORDER BY global_position`)) as readonly StoredEventRowType[];
-    return rows.map((r) => rowToEvent(r, this.deps.upcast));
+    const events: StoredEvent[] = [];
+    const unreadable: UnreadableEvent[] = [];
+    for (const r of rows) {
+      try {
+        events.push(rowToEvent(r, this.deps.upcast));
+      } catch (error) {
+        unreadable.push({ eventId: r.id, eventType: r.event_type, streamId: r.stream_id, version: r.version, error: asError(error) });
+      }
+    }
+    return { events, unreadable };
   }
 
   async run(handler: EventHandler, eventIds: readonly string[], options: RunOptions = {}): Promise<HandlerBatchResult> {
@@ -87,6 +115,8 @@ export class HandlerRunner {
       const [processed] = await this.runInTransaction([{ handler, events }], options.settle, options.onEmitted);
       return { processed: processed!, skipped: events.length - processed!, failed: [] };
     } catch (error) {
+      // An outage is not the events' fault: the whole job waits (no per-event isolation, no failure).
+      if (isInfrastructureError(error)) throw error;
       if (events.length === 1) return { processed: 0, skipped: 0, failed: [{ eventId: events[0]!.id, error: asError(error) }] };
     }
     const result: HandlerBatchResult = { processed: 0, skipped: 0, failed: [] };
@@ -94,6 +124,7 @@ export class HandlerRunner {
       try {
         result.processed += (await this.runInTransaction([{ handler, events: [e] }], undefined, options.onEmitted))[0]!;
       } catch (error) {
+        if (isInfrastructureError(error)) throw error;
         result.failed.push({ eventId: e.id, error: asError(error) });
       }
     }
@@ -125,7 +156,7 @@ export class HandlerRunner {
       shared.length > 1
         ? this.runInTransaction(shared, options.settle, options.onEmitted).then(
             (counts) => shared.forEach((u, i) => results.set(u.handler.name, { processed: counts[i]!, skipped: u.events.length - counts[i]!, failed: [] })),
-            () => Promise.all(shared.map(runAlone)),
+            (error: unknown) => (isInfrastructureError(error) ? Promise.reject(error) : Promise.all(shared.map(runAlone))),
           )
         : null,
       ...alone.map(runAlone),

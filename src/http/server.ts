@@ -65,7 +65,19 @@ export async function buildServer(c: Container, options: ServerOptions = {}): Pr
   app.removeContentTypeParser('text/plain');
   useStrictJsonParser(app);
 
+  // Requests answered 503 because Postgres or Redis is down: the monitor logs the outage at a bounded
+  // rate, so neither the error nor the response line is written once per request.
+  const unavailable = new WeakSet<object>();
   app.setErrorHandler((error, req, reply) => {
+    if (c.faults.report(error, 'request')) {
+      unavailable.add(req);
+      void reply
+        .code(503)
+        .header('retry-after', '5')
+        .type('application/json; charset=utf-8')
+        .send({ success: false, error: { code: 'service_unavailable', message: 'a backing service (PostgreSQL or Redis) is unavailable; retry later, with the same event ids (re-sending stored events is idempotent)' } });
+      return;
+    }
     const { status, body, headers, internal } = toErrorResponse(error);
     // The error's class, codes and frames only: a driver's message can quote the request body.
     if (internal) req.log.error({ error: errorSummary(error), method: req.method, url: req.routeOptions.url }, 'request failed');
@@ -78,7 +90,7 @@ export async function buildServer(c: Container, options: ServerOptions = {}): Pr
   });
   // Method, route pattern and status only: no headers, no query string, so no credentials in logs.
   app.addHook('onResponse', async (req, reply) => {
-    const level = reply.statusCode >= 500 ? 'error' : reply.statusCode >= 400 ? 'info' : 'debug';
+    const level = unavailable.has(req) ? 'debug' : reply.statusCode >= 500 ? 'error' : reply.statusCode >= 400 ? 'info' : 'debug';
     req.log[level]({ method: req.method, route: req.routeOptions.url ?? 'unmatched', status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   });
 

@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 // One registry per process, free of HTTP, so the event bus and the workers can count into it and
 // whichever process serves /metrics exposes what it did. Counters are process-local (Prometheus sums
@@ -58,3 +58,19 @@ export async function instrumentJob<T>(consumer: string, kind: 'handler' | 'proj
     end();
   }
 }
+
+export const infrastructureUp = new Gauge({
+  name: 'hdt_infrastructure_up',
+  help: "1 while this process reaches the service, 0 while it waits for it (an outage: work is delayed, not failed)",
+  labelNames: ['service'] as const,
+  registers: [registry],
+});
+infrastructureUp.set({ service: 'postgres' }, 1);
+infrastructureUp.set({ service: 'redis' }, 1);
+
+export const infrastructureFaults = new Counter({
+  name: 'hdt_infrastructure_faults_total',
+  help: 'Jobs delayed and requests answered 503 because Postgres or Redis was unavailable (no attempt used, no failure recorded), by service',
+  labelNames: ['service'] as const,
+  registers: [registry],
+});

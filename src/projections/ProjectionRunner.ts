@@ -1,5 +1,6 @@
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { asOneStatement, type SettleSql } from '../db/statements.js';
+import { isInfrastructureError } from '../faults.js';
 import { rowToEvent, type StoredEvent, type StoredEventRowType, type Upcaster } from '../eventStore/types.js';
 
 export { rowToEvent };
@@ -93,19 +94,61 @@ export class ProjectionRunner {
         const results = await this.pool.transaction((tx) => this.catchUpSet(tx, items, 'current', options.skip, options.settle));
         items.forEach((it, k) => out.set(it.projection.name, results[k]!));
         return out;
-      } catch {
-        // Fall through: alone, each projection either succeeds or reports its own error.
+      } catch (error) {
+        // An outage is nobody's fault: the job waits. Otherwise, alone, each projection either
+        // succeeds or reports its own error.
+        if (isInfrastructureError(error)) throw error;
       }
     }
     await Promise.all(
       items.map((it) =>
         this.catchUp(it.projection, it.streams, options).then(
           (r) => void out.set(it.projection.name, r),
-          (e: unknown) => void out.set(it.projection.name, e instanceof Error ? e : new Error(String(e))),
+          async (e: unknown) => {
+            if (isInfrastructureError(e)) throw e;
+            if (it.streams.length < 2) return void out.set(it.projection.name, asError(e));
+            out.set(it.projection.name, await this.bisect(it.projection, it.streams, options));
+          },
         ),
       ),
     );
     return out;
+  }
+
+  /**
+   * A projection's catch-up failed as a whole, before any event could be blamed (a write the database
+   * refused, say): halves are caught up alone, recursively, until the failing streams are single;
+   * those are reported poisoned, every other stream takes effect. The settle statements run only
+   * when no stream is poisoned (the hand-over or the failure record settles otherwise).
+   */
+  private async bisect(projection: Projection<any>, streams: readonly string[], options: CatchUpOptions): Promise<CatchUpResult> {
+    const total: CatchUpResult = { applied: 0, streams: 0, poisoned: [], parkedSkipped: [] };
+    const run = async (part: readonly string[]): Promise<void> => {
+      try {
+        const r = await this.catchUp(projection, part, { skip: options.skip });
+        total.applied += r.applied;
+        total.streams += r.streams;
+        total.poisoned.push(...r.poisoned);
+        total.parkedSkipped.push(...r.parkedSkipped);
+      } catch (error) {
+        if (isInfrastructureError(error)) throw error;
+        if (part.length === 1) {
+          total.poisoned.push({ streamId: part[0]!, eventId: '', version: 0, error: asError(error) });
+          return;
+        }
+        const mid = Math.ceil(part.length / 2);
+        await run(part.slice(0, mid));
+        await run(part.slice(mid));
+      }
+    };
+    const mid = Math.ceil(streams.length / 2);
+    await run(streams.slice(0, mid));
+    await run(streams.slice(mid));
+    if (total.poisoned.length === 0) {
+      const parts = options.settle?.([projection.name]) ?? [];
+      if (parts.length) await this.pool.query(sql.unsafe`${asOneStatement(parts)}`);
+    }
+    return total;
   }
 
   /**
@@ -167,20 +210,55 @@ export class ProjectionRunner {
       WHERE e.event_type = ANY(${sql.array(types, 'text')})
       ORDER BY e.stream_id, e.version`)) as readonly StoredEventRowType[];
     if (rows.length === 0) return settleOnly();
-    const events = rows.map((r) => toProjected(rowToEvent(r, this.upcast)));
+    // A row its upcaster rejects stops its stream there, for the projections of its type only.
+    const events: ProjectedEvent[] = [];
+    const unreadable = new Map<string, { eventId: string; version: number; type: string; error: Error }>();
+    for (const r of rows) {
+      if (unreadable.has(r.stream_id)) continue;
+      try {
+        events.push(toProjected(rowToEvent(r, this.upcast)));
+      } catch (error) {
+        unreadable.set(r.stream_id, { eventId: r.id, version: r.version, type: r.event_type, error: asError(error) });
+      }
+    }
 
     // Per projection: its events by stream (after its checkpoint) and the documents they touch.
-    const plans = items.map((it) => {
+    const plans = items.map((it, k) => {
       const after = new Map(byProjection.get(it.projection.name)!.filter((c) => !c.parked).map((c) => [c.stream_id, c.version]));
       const byStream = new Map<string, ProjectedEvent[]>();
       const keys = new Set<string>();
+      // Streams stopped before folding: an unreadable row of a type this projection handles, or an
+      // event whose document keys cannot be computed. The events before it still apply.
+      const stoppedAt = new Map<string, { eventId: string; version: number; error: Error }>();
+      for (const [streamId, bad] of unreadable) {
+        const v = after.get(streamId);
+        if (v !== undefined && bad.version > v && it.projection.handles(bad.type)) stoppedAt.set(streamId, bad);
+      }
       for (const e of events) {
         const v = after.get(e.streamId);
         if (v === undefined || e.version <= v || !it.projection.handles(e.type)) continue;
+        const stop = stoppedAt.get(e.streamId);
+        if (stop && e.version >= stop.version) continue;
+        let eventKeys: readonly string[];
+        try {
+          eventKeys = it.projection.keysOf(e);
+        } catch (error) {
+          stoppedAt.set(e.streamId, { eventId: e.id, version: e.version, error: asError(error) });
+          continue;
+        }
         const list = byStream.get(e.streamId);
         if (list) list.push(e);
         else byStream.set(e.streamId, [e]);
-        for (const key of it.projection.keysOf(e)) keys.add(key);
+        for (const key of eventKeys) keys.add(key);
+      }
+      for (const [streamId, stop] of stoppedAt) {
+        const list = byStream.get(streamId);
+        if (list) {
+          const before = list.filter((e) => e.version < stop.version);
+          if (before.length) byStream.set(streamId, before);
+          else byStream.delete(streamId);
+        }
+        results[k]!.poisoned.push({ streamId, eventId: stop.eventId, version: stop.version, error: stop.error });
       }
       return { it, byStream, keys: [...keys] };
     });
@@ -209,6 +287,7 @@ export class ProjectionRunner {
             });
           } catch (error) {
             // A poison event stops only this stream (parked after its retries); the others in the batch commit.
+            result.poisoned = result.poisoned.filter((p) => p.streamId !== streamId);
             result.poisoned.push({ streamId, eventId: e.id, version: e.version, error: error instanceof Error ? error : new Error(String(error)) });
             break;
           }
@@ -238,4 +317,8 @@ export class ProjectionRunner {
     }
     return results;
   }
+}
+
+function asError(e: unknown): Error {
+  return e instanceof Error ? e : new Error(String(e));
 }

@@ -60,5 +60,15 @@ export interface EventHandler {
    * and re-runs each handler alone, which would repeat such an effect within one attempt.
    */
   readonly isolated?: boolean;
-  handle(event: HandledEvent, ctx: HandlerContext): Promise<void>;
+  /**
+   * Effects outside our databases only (an HTTP call): `handle` runs outside any transaction, one event
+   * at a time, so no call waits inside an open transaction and a failing k-th call does not roll back
+   * (and repeat) the k−1 before it. The ledger row, and the writes of the recorder `handle` may
+   * return, commit right after each success; `ctx.tx` is not available.
+   */
+  readonly external?: boolean;
+  handle(event: HandledEvent, ctx: HandlerContext): Promise<void | Recorder>;
 }
+
+/** Writes an external handler makes after its call succeeded, in the transaction of its ledger row. */
+export type Recorder = (tx: CommonQueryMethods) => Promise<void>;

@@ -106,6 +106,7 @@ export class HandlerRunner {
   /** Runs the handler over already loaded events (a batch job loads them once for every handler). */
   async runEvents(handler: EventHandler, loaded: readonly StoredEvent[], options: RunOptions = {}): Promise<HandlerBatchResult> {
     const events = loaded.filter((e) => (handler.handledTypes as readonly string[]).includes(e.type));
+    if (handler.external && events.length > 0) return this.runExternal(handler, events, options);
     if (events.length === 0) {
       // Nothing this handler must do (e.g. a retried failure whose event it does not handle): it is settled.
       await settleAlone(this.deps.pool, options.settle, [handler.name]);
@@ -135,6 +136,64 @@ export class HandlerRunner {
   }
 
   /**
+   * An external handler (an HTTP call): each event's call runs outside any transaction, and its ledger
+   * row commits right after it succeeded, so a later event's failure neither rolls back nor repeats
+   * it. Events already in the ledger are passed over. A crash between a successful call and its
+   * ledger row repeats that one call on the next attempt: the event id is the Idempotency-Key.
+   */
+  private async runExternal(handler: EventHandler, events: readonly StoredEvent[], options: RunOptions): Promise<HandlerBatchResult> {
+    const done = new Set(
+      (await this.deps.pool.any(sql.unsafe`
+        SELECT event_id::text AS event_id FROM event_handler_ledger
+        WHERE handler = ${handler.name} AND event_id = ANY(${sql.array(events.map((e) => e.id), 'uuid')})`)).map((r) => (r as { event_id: string }).event_id),
+    );
+    const ctx = this.externalContext(events);
+    const result: HandlerBatchResult = { processed: 0, skipped: 0, failed: [] };
+    for (const e of events) {
+      if (done.has(e.id)) {
+        result.skipped++;
+        continue;
+      }
+      try {
+        const record = await handler.handle(e as unknown as HandledEvent, ctx);
+        await this.deps.pool.transaction(async (tx) => {
+          const claimed = await tx.any(sql.unsafe`INSERT INTO event_handler_ledger (handler, event_id) VALUES (${handler.name}, ${e.id}) ON CONFLICT DO NOTHING RETURNING event_id`);
+          if (claimed.length && record) await record(tx);
+        });
+        result.processed++;
+      } catch (error) {
+        // The call may have succeeded before an outage took the ledger row: it is repeated later, with its Idempotency-Key.
+        if (isInfrastructureError(error)) throw error;
+        result.failed.push({ eventId: e.id, error: asError(error) });
+      }
+    }
+    if (result.failed.length === 0) await settleAlone(this.deps.pool, options.settle, [handler.name]);
+    return result;
+  }
+
+  private externalContext(events: readonly StoredEvent[]): HandlerContext {
+    const refuse = (what: string) => () => {
+      throw new Error(`an external handler has no ${what}: return a recorder from handle() for writes after the call`);
+    };
+    return {
+      get tx(): never {
+        return refuse('transaction')() as never;
+      },
+      redis: this.deps.redis,
+      get redisBatch(): never {
+        return refuse('Redis batch')() as never;
+      },
+      memo: <T>(_key: string, load: () => Promise<T>) => load(),
+      settings: this.deps.settings,
+      logger: this.deps.logger,
+      emit: async () => refuse('emit')(),
+      batch: events as unknown as HandledEvent[],
+      notify: refuse('notify'),
+      countForPlatform: refuse('platform counters'),
+    };
+  }
+
+  /**
    * Runs several handlers over one batch: those not `isolated` share one transaction (one ledger
    * insert, one stats upsert, one commit for all of them); if it fails, each of them runs alone
    * (`runEvents`), so a failing handler leaves only its own events to retry. Isolated handlers always
@@ -149,8 +208,8 @@ export class HandlerRunner {
     const busy = units.filter((u) => u.events.length > 0);
     // Small batches (a quiet system) run their handlers concurrently, each in its own transaction:
     // lower latency. Large ones (a busy system) share one: fewer round trips per event.
-    const shared = loaded.length >= SHARED_TRANSACTION_MIN_EVENTS ? busy.filter((u) => !u.handler.isolated) : [];
-    const alone = shared.length > 1 ? busy.filter((u) => u.handler.isolated) : busy;
+    const shared = loaded.length >= SHARED_TRANSACTION_MIN_EVENTS ? busy.filter((u) => !u.handler.isolated && !u.handler.external) : [];
+    const alone = shared.length > 1 ? busy.filter((u) => u.handler.isolated || u.handler.external) : busy;
     const runAlone = (u: (typeof units)[number]) => this.runEvents(u.handler, u.events, options).then((r) => void results.set(u.handler.name, r));
     await Promise.all([
       shared.length > 1

@@ -10,19 +10,35 @@ export function signBody(secret: string, body: string): string {
 }
 
 /**
- * Delivers an alert to ALERT_WEBHOOK_URL (when set), signed with HMAC-SHA256 over the exact body, with
- * the event id as idempotency key so a receiver can drop the duplicate a retry may cause. Non-2xx
- * answers throw: the job is retried with exponential backoff and, once exhausted, recorded as a failure.
+ * The in-app side of an alert: the user's notification and the platform's alert count, in the
+ * transaction of its ledger row (exactly once).
  */
-export const AlertNotificationHandler: EventHandler = {
-  name: 'AlertNotificationHandler',
+export const AlertInboxHandler: EventHandler = {
+  name: 'AlertInboxHandler',
   handledTypes: ['AlertTriggered'],
-  isolated: true,
   async handle(e, ctx) {
     if (e.type !== 'AlertTriggered') return;
     const p = e.payload;
     ctx.notify({ userId: p.userId, kind: 'alert', eventId: e.id, title: `Tickets for ${p.eventName} on ${p.platform}`, body: { ticketId: p.ticketId, price: p.price, reason: p.reason } });
     ctx.countForPlatform(p.platform, e.occurredAt, { alerts_triggered: 1 });
+  },
+};
+
+/**
+ * Delivers an alert to ALERT_WEBHOOK_URL (when set), signed with HMAC-SHA256 over the exact body, with
+ * the event id as Idempotency-Key. An external handler: the call runs after the alert committed and
+ * outside any transaction, one alert at a time, and each success is recorded (ledger row and
+ * `alert_deliveries`) right after it, so a failing k-th call repeats none of the k−1 before it and a
+ * slow receiver holds no transaction open. Non-2xx answers throw: that alert is retried with
+ * exponential backoff and, once exhausted, recorded as a failure.
+ */
+export const AlertNotificationHandler: EventHandler = {
+  name: 'AlertNotificationHandler',
+  handledTypes: ['AlertTriggered'],
+  external: true,
+  async handle(e, ctx) {
+    if (e.type !== 'AlertTriggered') return;
+    const p = e.payload;
     const { webhookUrl, webhookSecret, webhookTimeoutMs } = ctx.settings;
     if (!webhookUrl) return;
     const body = JSON.stringify({ eventId: e.id, occurredAt: e.occurredAt, alert: p });
@@ -46,8 +62,11 @@ export const AlertNotificationHandler: EventHandler = {
     }
     await res.arrayBuffer().catch(() => undefined);
     if (!res.ok) throw new Error(`alert webhook ${redactUrl(webhookUrl)} answered HTTP ${res.status}`);
-    await ctx.tx.query(sql.unsafe`
-      INSERT INTO alert_deliveries (event_id, alert_id, response_code) VALUES (${e.id}, ${p.alertId}, ${res.status})
-      ON CONFLICT (event_id) DO UPDATE SET attempts = alert_deliveries.attempts + 1, response_code = EXCLUDED.response_code, delivered_at = now()`);
+    const status = res.status;
+    return async (tx) => {
+      await tx.query(sql.unsafe`
+        INSERT INTO alert_deliveries (event_id, alert_id, response_code) VALUES (${e.id}, ${p.alertId}, ${status})
+        ON CONFLICT (event_id) DO UPDATE SET attempts = alert_deliveries.attempts + 1, response_code = EXCLUDED.response_code, delivered_at = now()`);
+    };
   },
 };

@@ -18,6 +18,10 @@ let host: WorkerHost;
 let server: Server;
 let failNext = 0;
 let alwaysFail = false;
+/** 1-based number of the call (counted from the reset) that fails once; 0 = none. */
+let failCallNo = 0;
+let callNo = 0;
+let delayMs = 0;
 const calls: { at: number; status: number; body: string; headers: Record<string, string | string[] | undefined> }[] = [];
 
 beforeAll(async () => {
@@ -25,9 +29,12 @@ beforeAll(async () => {
     let body = '';
     req.on('data', (d) => (body += d));
     req.on('end', () => {
-      const status = alwaysFail || failNext-- > 0 ? 500 : 200;
-      calls.push({ at: Date.now(), status, body, headers: req.headers });
-      res.writeHead(status).end();
+      callNo++;
+      const status = alwaysFail || failNext-- > 0 || callNo === failCallNo ? 500 : 200;
+      setTimeout(() => {
+        calls.push({ at: Date.now(), status, body, headers: req.headers });
+        res.writeHead(status).end();
+      }, delayMs);
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -101,5 +108,42 @@ describe('alert webhook delivery', () => {
     expect(calls.length).toBe(attempts);
     await expect(c.failures.resolve(failure.id, 'again')).rejects.toThrow(/already resolved/);
     alwaysFail = false;
+  });
+
+  it('webhook-k-th-call-fails: 5 alerts in one batch, the receiver fails the 3rd call once: each alert is received exactly once successfully', async () => {
+    calls.length = 0;
+    callNo = 0;
+    failCallNo = 3;
+    try {
+      const stored = await c.bus.dispatchMany(['k1', 'k2', 'k3', 'k4', 'k5'].map(alert));
+      await waitFor(async () => idle(await queueCounts(c)) && (await owedEvents(c)) === 0 && calls.filter((x) => x.status === 200).length >= 5, { what: 'every alert delivered' });
+      const ok = calls.filter((x) => x.status === 200).map((x) => x.headers['idempotency-key']).sort();
+      expect(ok).toEqual(stored.map((s) => s.id).sort());
+      expect(calls.filter((x) => x.status === 500)).toHaveLength(1);
+      expect(await c.failures.countOpen()).toBe(0);
+    } finally {
+      failCallNo = 0;
+    }
+  });
+
+  it('webhook-slower-than-idle-timeout: a receiver taking 3 s per call holds no transaction open while it is called, and gets exactly one successful call per alert', async () => {
+    calls.length = 0;
+    delayMs = 3000;
+    try {
+      const stored = await c.bus.dispatchMany(['s1', 's2'].map(alert));
+      const openTx: number[] = [];
+      const deadline = Date.now() + 60_000;
+      while (calls.filter((x) => x.status === 200).length < 2 && Date.now() < deadline) {
+        openTx.push(await db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
+          SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await waitFor(async () => idle(await queueCounts(c)) && (await owedEvents(c)) === 0, { what: 'the job to finish' });
+      expect(openTx.length).toBeGreaterThan(20);
+      expect(Math.max(...openTx)).toBe(0);
+      expect(calls.map((x) => [x.status, x.headers['idempotency-key']]).sort()).toEqual(stored.map((s) => [200, s.id]).sort());
+    } finally {
+      delayMs = 0;
+    }
   });
 });

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -16,7 +16,7 @@ import { PostgresEventStore } from '../eventStore/PostgresEventStore.js';
 import type { Upcaster } from '../eventStore/types.js';
 import { defaultHandlers, type EventHandler } from '../handlers/index.js';
 import { defaultProjections, type Projection } from '../projections/index.js';
-import { createRedis, producerConnectionOptions } from './redis.js';
+import { redisTopology, type RedisTopology } from './redisTopology.js';
 
 export interface Container {
   config: Config;
@@ -36,8 +36,10 @@ export interface Container {
   /** A consumer's retry policy: its own attempts/backoff if this process knows it, else the defaults. */
   policyOf(consumer: string): RetryPolicy;
   upcast: Upcaster;
-  /** A plain Redis connection for caches (created on first use). */
-  cacheRedis(): Redis;
+  /** Standalone Redis or Redis Cluster: connections and key prefixes for queues, workers and caches. */
+  redis: RedisTopology;
+  /** A plain Redis connection for caches (created on first use; a Cluster client with REDIS_CLUSTER_NODES). */
+  cacheRedis(): Redis | Cluster;
   close(): Promise<void>;
 }
 
@@ -69,11 +71,12 @@ export async function createContainer(config: Config, logger: Logger, options: C
   appendPool.on('error', (err) => logger.warn({ err: err.message }, 'idle append connection failed'));
   const upcast: Upcaster = (type, v, payload) => (eventRegistry.has(type) ? eventRegistry.upcast(type, v, payload) : { schemaVersion: v, payload });
   const store = new PostgresEventStore(pool, { upcaster: upcast, appendPool });
-  const connection = producerConnectionOptions(config.REDIS_URL);
+  const redis = redisTopology(config);
+  const connection = redis.producerConnection();
   const queues = {
-    handlers: createQueue(QUEUE_NAMES.handlers, connection, config.QUEUE_PREFIX),
-    projections: createQueue(QUEUE_NAMES.projections, connection, config.QUEUE_PREFIX),
-    replay: createQueue(QUEUE_NAMES.replay, connection, config.QUEUE_PREFIX),
+    handlers: createQueue(QUEUE_NAMES.handlers, connection, redis.queuePrefix),
+    projections: createQueue(QUEUE_NAMES.projections, connection, redis.queuePrefix),
+    replay: createQueue(QUEUE_NAMES.replay, connection, redis.queuePrefix),
   };
   const only = config.CONSUMERS;
   if (only) {
@@ -87,7 +90,7 @@ export async function createContainer(config: Config, logger: Logger, options: C
   const defaults = { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS };
   const byName = new Map(routes.map((r) => [r.name, r]));
   const policy = (consumer: string) => policyOf(byName.get(consumer), defaults);
-  const consumerQueues = new ConsumerQueues(queues.handlers, queues.projections, connection, config.QUEUE_PREFIX);
+  const consumerQueues = new ConsumerQueues(queues.handlers, queues.projections, connection, redis.queuePrefix);
   const publisher = new JobPublisher(pool, consumerQueues, defaults, { batchSize: config.JOB_BATCH_SIZE, redeliverAfterMs: config.OWED_REDELIVER_AFTER_MS });
   const bus = new EventBus(store, publisher, logger);
   const failures = new FailureStore(pool, consumerQueues, policy);
@@ -97,16 +100,18 @@ export async function createContainer(config: Config, logger: Logger, options: C
     // A database without migrations is reported by /ready and the migrate step, not by a crash here.
     if (pgErrorCode(error) === '42P01') return logger.warn('consumer registry table missing: run `npm run migrate`');
     await Promise.allSettled([appendPool.end(), pool.end(), ...Object.values(queues).map((q) => q.close())]);
+    await redis.close();
     throw error;
   });
-  let cache: Redis | null = null;
+  let cache: Redis | Cluster | null = null;
   return {
-    config, logger, pool, appendPool, store, queues, consumerQueues, publisher, bus, failures, handlers, projections, routes, policyOf: policy, upcast,
-    cacheRedis: () => (cache ??= createRedis(config.REDIS_URL, { maxRetriesPerRequest: 3 })),
+    config, logger, pool, appendPool, store, queues, consumerQueues, publisher, bus, failures, handlers, projections, routes, policyOf: policy, upcast, redis,
+    cacheRedis: () => (cache ??= redis.createCache({ maxRetriesPerRequest: 3 })),
     async close() {
       await Promise.allSettled(Object.values(queues).map((q) => q.close()));
       await consumerQueues.closeOwn();
       if (cache) await cache.quit().catch(() => cache?.disconnect());
+      await redis.close();
       await appendPool.end().catch(() => {});
       await pool.end().catch(() => {});
     },

@@ -7,7 +7,6 @@ import { heartbeat, HEARTBEAT_MS, registerConsumers } from '../consumers/registr
 import { HandlerRunner } from '../handlers/HandlerRunner.js';
 import { ProjectionRunner } from '../projections/ProjectionRunner.js';
 import type { Container } from './container.js';
-import { workerConnectionOptions } from './redis.js';
 
 export type WorkerRole = 'handlers' | 'projections' | 'relay';
 
@@ -40,7 +39,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
       webhookUrl: config.ALERT_WEBHOOK_URL,
       webhookSecret: config.ALERT_WEBHOOK_SECRET,
       webhookTimeoutMs: config.ALERT_WEBHOOK_TIMEOUT_MS,
-      cachePrefix: `${config.QUEUE_PREFIX}:cache:`,
+      cachePrefix: c.redis.cachePrefix,
       cacheTtlSeconds: config.CACHE_TTL_SECONDS,
     },
   });
@@ -70,8 +69,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
 
   const workers: Worker[] = [];
   const common = {
-    connection: workerConnectionOptions(config.REDIS_URL),
-    prefix: config.QUEUE_PREFIX,
+    connection: c.redis.workerConnection(),
     concurrency: config.WORKER_CONCURRENCY,
     lockDuration: config.JOB_LOCK_MS,
     stalledInterval: Math.max(1000, Math.floor(config.JOB_LOCK_MS / 2)),
@@ -79,7 +77,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
   };
   const isFinal = (job: Job) => job.finishedOn != null || job.attemptsMade >= (job.opts.attempts ?? 1);
   const start = (queue: string, run: (job: Job<ConsumerJobData>) => Promise<unknown>) => {
-    const worker = new Worker<ConsumerJobData>(queue, run, common);
+    const worker = new Worker<ConsumerJobData>(queue, run, { ...common, prefix: c.redis.queuePrefix(queue) });
     // Also reached for stalled-limit failures, which never pass through the processor.
     worker.on('failed', (job, err) => {
       if (!job || !isFinal(job)) return;

@@ -2,7 +2,7 @@ import type { Config } from '../config.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
 import { createContainer, type Container } from './container.js';
-import { checkPostgres, checkRedis, PreflightError } from './preflight.js';
+import { checkPostgres, checkRedisOf, PreflightError } from './preflight.js';
 import { onShutdownSignal } from './process.js';
 
 /**
@@ -15,7 +15,7 @@ export async function runProcess(start: (c: Container) => Promise<() => Promise<
   try {
     config = loadConfig(env);
     await checkPostgres(config.DATABASE_URL);
-    await checkRedis(config.REDIS_URL);
+    await checkRedisOf(config);
   } catch (error) {
     if (error instanceof ConfigError || error instanceof PreflightError) {
       console.error(error.message);

@@ -132,6 +132,9 @@ describe('Redis Cluster', () => {
     const bare = bareQueuePrefix(prefix);
     const perNode = await cluster.keysPerNode(`*${bare}*`);
     expect(perNode.filter((k) => k > 0).length).toBeGreaterThan(1);
+    // The ticket cache in particular has no single slot: its keys are on more than one node.
+    const cachePerNode = await cluster.keysPerNode(`${bare}:cache:*`);
+    expect(cachePerNode.filter((k) => k > 0).length).toBeGreaterThan(1);
 
     // No restart, no log storm.
     const lines = [web, ...workers].map((p) => p.output().split('\n').filter(Boolean).length);
@@ -146,6 +149,7 @@ describe('Redis Cluster', () => {
         totalMs: drained - started,
         migrations,
         projectKeysPerNode: perNode,
+        cacheKeysPerNode: cachePerNode,
         logLines: { web: lines[0], worker1: lines[1], worker2: lines[2] },
       }),
     );

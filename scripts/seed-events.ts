@@ -3,7 +3,7 @@
 // through the event bus, so running workers process them like live traffic.
 import { Command, InvalidArgumentError } from 'commander';
 import { createContainer } from '../src/app/container.js';
-import { checkPostgres, checkRedis, PreflightError } from '../src/app/preflight.js';
+import { checkPostgres, checkRedisOf, PreflightError } from '../src/app/preflight.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createEventGenerator } from '../src/demo/eventGenerator.js';
 import { createLogger } from '../src/logger.js';
@@ -26,7 +26,7 @@ const opts = program.opts<{ events: number; streams: number; batch: number; seed
 try {
   const config = loadConfig();
   await checkPostgres(config.DATABASE_URL);
-  await checkRedis(config.REDIS_URL);
+  await checkRedisOf(config);
   const c = await createContainer(config, createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL));
   const gen = createEventGenerator({ seed: opts.seed, streams: opts.streams, runId: `seed${opts.seed}` });
   const t0 = Date.now();

@@ -1,6 +1,6 @@
 // `npm start`: the whole platform in one process for development (web + workers + relay + replay + demo).
 import { randomBytes } from 'node:crypto';
-import { checkPostgres, checkRedis, PreflightError } from '../src/app/preflight.js';
+import { checkPostgres, checkRedisOf, PreflightError } from '../src/app/preflight.js';
 import { ConfigError, loadConfig, redactUrl, type Config } from '../src/config.js';
 import { ensureDatabase } from '../src/demo/ensureDatabase.js';
 import type { DemoStatus } from '../src/demo/status.js';
@@ -32,7 +32,7 @@ let databaseCreated = false;
 try {
   databaseCreated = (await ensureDatabase(config.DATABASE_URL, 3000)) === 'created';
   await checkPostgres(config.DATABASE_URL, 3000);
-  await checkRedis(config.REDIS_URL, 3000);
+  await checkRedisOf(config, 3000);
 } catch (error) {
   if (!(error instanceof PreflightError)) throw error;
   console.error(`\n${error.message}\n`);

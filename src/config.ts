@@ -29,6 +29,19 @@ export const ConfigSchema = z.object({
     .max(64)
     .regex(/^[A-Za-z0-9_{}-]+$/, 'letters, digits, _ - { } only')
     .default('{hdt}'),
+  // Redis Cluster: the seed nodes (host:port,…); credentials and TLS still come from REDIS_URL.
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .optional()
+    .transform((s, ctx) => {
+      if (s === undefined) return undefined;
+      const nodes = s.split(',').map((x) => x.trim()).filter(Boolean).map(parseHostPort);
+      if (nodes.length === 0 || nodes.some((n) => n === null)) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be host:port,host:port,… (e.g. 10.0.0.1:7000,10.0.0.2:7000)' });
+        return z.NEVER;
+      }
+      return nodes as { host: string; port: number }[];
+    }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORT: int(3000, 0, 65535),
   HOST: z.string().default('127.0.0.1'),
@@ -96,7 +109,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       }),
     );
   }
+  // Redis Cluster has one database only: a /db in REDIS_URL would be silently ignored.
+  const db = result.data.REDIS_CLUSTER_NODES ? new URL(result.data.REDIS_URL).pathname.replace(/^\//, '') : '';
+  if (db !== '' && db !== '0') throw new ConfigError([`REDIS_URL: a database number (/${db}) cannot be used with REDIS_CLUSTER_NODES (a cluster has database 0 only)`]);
   return result.data;
+}
+
+/** `host:port` or `[ipv6]:port` with a port in 1..65535, else null. */
+function parseHostPort(s: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9_.-]+)):(\d{1,5})$/.exec(s);
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return null;
+  return { host: (m[1] ?? m[2])!, port };
 }
 
 // Query parameters whose values are credentials (a webhook's `?token=`, a signed URL's `sig=`).

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
@@ -19,7 +19,7 @@ import { defaultProjections, type Projection } from '../projections/index.js';
 import { FaultMonitor } from '../faultMonitor.js';
 import { infrastructureFaults, infrastructureUp } from '../metrics/metrics.js';
 import { sql } from 'slonik';
-import { createRedis, producerConnectionOptions } from './redis.js';
+import { redisTopology, type RedisTopology } from './redisTopology.js';
 
 export interface Container {
   config: Config;
@@ -41,8 +41,10 @@ export interface Container {
   upcast: Upcaster;
   /** Infrastructure faults seen by this process: outages are waited out, not failed (bounded-rate warnings). */
   faults: FaultMonitor;
-  /** A plain Redis connection for caches (created on first use). */
-  cacheRedis(): Redis;
+  /** Standalone Redis or Redis Cluster: connections and key prefixes for queues, workers and caches. */
+  redis: RedisTopology;
+  /** A plain Redis connection for caches (created on first use; a Cluster client with REDIS_CLUSTER_NODES). */
+  cacheRedis(): Redis | Cluster;
   close(): Promise<void>;
 }
 
@@ -84,11 +86,12 @@ export async function createContainer(config: Config, logger: Logger, options: C
   appendPool.on('error', (err) => faults.warn('postgres:idle', { err: err.message }, 'idle Postgres connection lost'));
   const upcast: Upcaster = (type, v, payload) => (eventRegistry.has(type) ? eventRegistry.upcast(type, v, payload) : { schemaVersion: v, payload });
   const store = new PostgresEventStore(pool, { upcaster: upcast, appendPool });
-  const connection = producerConnectionOptions(config.REDIS_URL);
+  const redis = redisTopology(config);
+  const connection = redis.producerConnection();
   const queues = {
-    handlers: createQueue(QUEUE_NAMES.handlers, connection, config.QUEUE_PREFIX),
-    projections: createQueue(QUEUE_NAMES.projections, connection, config.QUEUE_PREFIX),
-    replay: createQueue(QUEUE_NAMES.replay, connection, config.QUEUE_PREFIX),
+    handlers: createQueue(QUEUE_NAMES.handlers, connection, redis.queuePrefix),
+    projections: createQueue(QUEUE_NAMES.projections, connection, redis.queuePrefix),
+    replay: createQueue(QUEUE_NAMES.replay, connection, redis.queuePrefix),
   };
   queuesRef.handlers = queues.handlers;
   const only = config.CONSUMERS;
@@ -103,7 +106,7 @@ export async function createContainer(config: Config, logger: Logger, options: C
   const defaults = { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS };
   const byName = new Map(routes.map((r) => [r.name, r]));
   const policy = (consumer: string) => policyOf(byName.get(consumer), defaults);
-  const consumerQueues = new ConsumerQueues(queues.handlers, queues.projections, connection, config.QUEUE_PREFIX);
+  const consumerQueues = new ConsumerQueues(queues.handlers, queues.projections, connection, redis.queuePrefix);
   const publisher = new JobPublisher(pool, consumerQueues, defaults, { batchSize: config.JOB_BATCH_SIZE, redeliverAfterMs: config.OWED_REDELIVER_AFTER_MS });
   const bus = new EventBus(store, publisher, logger);
   const failures = new FailureStore(pool, consumerQueues, policy);
@@ -113,17 +116,19 @@ export async function createContainer(config: Config, logger: Logger, options: C
     // A database without migrations is reported by /ready and the migrate step, not by a crash here.
     if (pgErrorCode(error) === '42P01') return logger.warn('consumer registry table missing: run `npm run migrate`');
     await Promise.allSettled([appendPool.end(), pool.end(), ...Object.values(queues).map((q) => q.close())]);
+    await redis.close();
     throw error;
   });
-  let cache: Redis | null = null;
+  let cache: Redis | Cluster | null = null;
   return {
-    config, logger, pool, appendPool, store, queues, consumerQueues, publisher, bus, failures, handlers, projections, routes, policyOf: policy, upcast, faults,
-    cacheRedis: () => (cache ??= createRedis(config.REDIS_URL, { maxRetriesPerRequest: 3 })),
+    config, logger, pool, appendPool, store, queues, consumerQueues, publisher, bus, failures, handlers, projections, routes, policyOf: policy, upcast, faults, redis,
+    cacheRedis: () => (cache ??= redis.createCache({ maxRetriesPerRequest: 3 })),
     async close() {
       faults.stop();
       await Promise.allSettled(Object.values(queues).map((q) => q.close()));
       await consumerQueues.closeOwn();
       if (cache) await cache.quit().catch(() => cache?.disconnect());
+      await redis.close();
       await appendPool.end().catch(() => {});
       await pool.end().catch(() => {});
     },

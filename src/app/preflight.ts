@@ -1,7 +1,8 @@
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
-import { redactUrl, scrubSecrets } from '../config.js';
+import { redactUrl, scrubSecrets, type Config } from '../config.js';
 import { redisOptionsFromUrl } from './redis.js';
+import { clusterOptions } from './redisTopology.js';
 
 export class PreflightError extends Error {
   override readonly name = 'PreflightError';
@@ -49,6 +50,79 @@ export async function checkRedis(url: string, timeoutMs = 4000): Promise<void> {
         'or point REDIS_URL at a running server.',
       ].join('\n'),
     );
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * checkRedis for the configured topology: REDIS_CLUSTER_NODES set, the cluster must answer and say
+ * `cluster_state:ok`; unset, REDIS_URL must answer and must not be a cluster node (a plain client
+ * pointed at one follows no MOVED and spins on them).
+ */
+export async function checkRedisOf(config: Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_NODES'>, timeoutMs = 4000): Promise<void> {
+  const url = config.REDIS_URL;
+  const nodes = config.REDIS_CLUSTER_NODES;
+  if (!nodes?.length) {
+    await checkRedis(url, timeoutMs);
+    if (await isClusterNode(url, timeoutMs)) {
+      throw new PreflightError(
+        [
+          `Redis at ${redactUrl(url)} is a Redis Cluster node (cluster_enabled:1).`,
+          'Set REDIS_CLUSTER_NODES=host:port,host:port,… to the cluster\'s nodes (REDIS_URL then gives only the scheme and credentials).',
+        ].join('\n'),
+      );
+    }
+    return;
+  }
+  const where = nodes.map((n) => `${n.host}:${n.port}`).join(',');
+  const cluster = new Cluster(
+    nodes,
+    clusterOptions(url, {
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      clusterRetryStrategy: () => null,
+      slotsRefreshTimeout: timeoutMs,
+      redisOptions: { connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null },
+    }),
+  );
+  let first: Error | null = null;
+  cluster.on('error', (e: Error) => {
+    first ??= (e as Error & { lastNodeError?: Error }).lastNodeError ?? e;
+  });
+  cluster.on('node error', (e: Error) => {
+    first ??= e;
+  });
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const info = await Promise.race([
+      cluster.connect().then(() => cluster.cluster('INFO') as Promise<string>),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs))),
+    ]);
+    const state = /cluster_state:(\w+)/.exec(info)?.[1];
+    if (state !== 'ok') throw new Error(`cluster_state:${state ?? 'unknown'}`);
+  } catch (error) {
+    const reason = scrubSecrets((first as Error | null)?.message || (error as Error).message || String(error), url);
+    throw new PreflightError(
+      [
+        `Cannot use the Redis Cluster at ${where} (REDIS_CLUSTER_NODES; credentials from ${redactUrl(url)}): ${reason.replace(/\.$/, '')}.`,
+        'Start one locally with `bash scripts/redis-cluster.sh` (see README, Redis Cluster), or fix REDIS_CLUSTER_NODES.',
+      ].join('\n'),
+    );
+  } finally {
+    clearTimeout(timer);
+    cluster.disconnect();
+  }
+}
+
+async function isClusterNode(url: string, timeoutMs: number): Promise<boolean> {
+  const redis = new Redis({ ...redisOptionsFromUrl(url), lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  redis.on('error', () => {});
+  try {
+    await redis.connect();
+    return /cluster_enabled:1/.test(await redis.info('cluster'));
+  } catch {
+    return false;
   } finally {
     redis.disconnect();
   }

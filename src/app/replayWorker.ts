@@ -1,7 +1,6 @@
 import { Worker } from 'bullmq';
 import type { Container } from './container.js';
 import { delayOnInfrastructureFault, isDelayed, pauseWhileDown, reportWorkerErrors } from './faultTolerance.js';
-import { workerConnectionOptions } from './redis.js';
 import { QUEUE_NAMES } from '../eventBus/queues.js';
 import { ReplayEngine } from '../replay/ReplayEngine.js';
 import type { ReplayJobData } from '../replay/ReplayService.js';
@@ -40,8 +39,8 @@ export function startReplayWorker(c: Container): { worker: Worker; close(graceMs
       return { projections: results };
     }),
     {
-      connection: workerConnectionOptions(c.config.REDIS_URL),
-      prefix: c.config.QUEUE_PREFIX,
+      connection: c.redis.workerConnection(),
+      prefix: c.redis.queuePrefix(QUEUE_NAMES.replay),
       concurrency: 1,
       lockDuration: c.config.JOB_LOCK_MS,
       stalledInterval: Math.max(1000, Math.floor(c.config.JOB_LOCK_MS / 2)),

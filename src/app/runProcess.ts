@@ -5,7 +5,7 @@ import { ConfigError, loadConfig } from '../config.js';
 import { backoffMs } from '../faults.js';
 import { createLogger } from '../logger.js';
 import { createContainer, type Container } from './container.js';
-import { checkPostgres, checkRedis, PreflightError } from './preflight.js';
+import { checkPostgres, checkRedisOf, PreflightError } from './preflight.js';
 import { onShutdownSignal } from './process.js';
 
 export interface ProcessOptions {
@@ -74,7 +74,7 @@ async function waitForServices(config: Config, logger: Logger, stopped: () => bo
   for (let attempt = 0; ; attempt++) {
     try {
       await checkPostgres(config.DATABASE_URL);
-      await checkRedis(config.REDIS_URL);
+      await checkRedisOf(config);
       if (attempt > 0) logger.info({ waitedMs: Date.now() - since }, 'PostgreSQL and Redis reachable; starting');
       return true;
     } catch (error) {

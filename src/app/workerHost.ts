@@ -8,7 +8,6 @@ import { HandlerRunner } from '../handlers/HandlerRunner.js';
 import { ProjectionRunner } from '../projections/ProjectionRunner.js';
 import type { Container } from './container.js';
 import { delayOnInfrastructureFault, isDelayed, pauseWhileDown, reportWorkerErrors } from './faultTolerance.js';
-import { workerConnectionOptions } from './redis.js';
 
 export type WorkerRole = 'handlers' | 'projections' | 'relay';
 
@@ -41,7 +40,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
       webhookUrl: config.ALERT_WEBHOOK_URL,
       webhookSecret: config.ALERT_WEBHOOK_SECRET,
       webhookTimeoutMs: config.ALERT_WEBHOOK_TIMEOUT_MS,
-      cachePrefix: `${config.QUEUE_PREFIX}:cache:`,
+      cachePrefix: c.redis.cachePrefix,
       cacheTtlSeconds: config.CACHE_TTL_SECONDS,
     },
   });
@@ -71,8 +70,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
 
   const workers: Worker[] = [];
   const common = {
-    connection: workerConnectionOptions(config.REDIS_URL),
-    prefix: config.QUEUE_PREFIX,
+    connection: c.redis.workerConnection(),
     concurrency: config.WORKER_CONCURRENCY,
     lockDuration: config.JOB_LOCK_MS,
     stalledInterval: Math.max(1000, Math.floor(config.JOB_LOCK_MS / 2)),
@@ -93,7 +91,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
     }
   };
   const start = (queue: string, run: (job: Job<ConsumerJobData>) => Promise<unknown>) => {
-    const worker = new Worker<ConsumerJobData>(queue, delayOnInfrastructureFault(c.faults, run), common);
+    const worker = new Worker<ConsumerJobData>(queue, delayOnInfrastructureFault(c.faults, run), { ...common, prefix: c.redis.queuePrefix(queue) });
     // Also reached for stalled-limit failures, which never pass through the processor.
     worker.on('failed', (job, err) => {
       if (!job || !isFinal(job) || isDelayed(err)) return;

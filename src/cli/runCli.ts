@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { createContainer, type Container } from '../app/container.js';
-import { checkPostgres, checkRedis, PreflightError } from '../app/preflight.js';
+import { checkPostgres, checkRedisOf, PreflightError } from '../app/preflight.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { createLogger } from '../logger.js';
 
@@ -21,7 +21,7 @@ export async function runCli(main: (c: Container) => Promise<number | void>, opt
   try {
     const config = loadConfig();
     await checkPostgres(config.DATABASE_URL);
-    await checkRedis(config.REDIS_URL);
+    await checkRedisOf(config);
     container = await createContainer(config, createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL), { register: options.register ?? false });
     code = (await main(container)) ?? 0;
   } catch (error) {

@@ -1,5 +1,5 @@
 import type { ConnectionOptions, Queue } from 'bullmq';
-import { createQueue } from '../eventBus/queues.js';
+import { createQueue, type QueuePrefix } from '../eventBus/queues.js';
 import { ownQueueName, SHARED_QUEUE, type ConsumerKind } from './jobs.js';
 
 /**
@@ -13,7 +13,7 @@ export class ConsumerQueues {
     readonly handlers: Queue,
     readonly projections: Queue,
     private readonly connection: ConnectionOptions,
-    private readonly prefix: string,
+    private readonly prefix: QueuePrefix,
   ) {}
 
   shared(kind: ConsumerKind): Queue {

@@ -35,7 +35,9 @@ export function formatBanner(b: BannerInput): string {
   }
   lines.push(
     `  database     ${redactUrl(config.DATABASE_URL)}${b.databaseCreated ? ' (created just now)' : ''}, ${b.migrationsApplied ? `${b.migrationsApplied} migration(s) applied` : 'schema up to date'}`,
-    `  redis        ${redactUrl(config.REDIS_URL)}, queue prefix ${config.QUEUE_PREFIX}`,
+    config.REDIS_CLUSTER_NODES
+      ? `  redis        cluster ${config.REDIS_CLUSTER_NODES.map((n) => `${n.host}:${n.port}`).join(',')}, a hash tag per queue from ${config.QUEUE_PREFIX}`
+      : `  redis        ${redactUrl(config.REDIS_URL)}, queue prefix ${config.QUEUE_PREFIX}`,
     b.demo
       ? `  demo         ~${config.DEMO_RATE} events/s from simulated platforms (DEMO_RATE=… to change, DEMO=off to disable)`
       : '  demo         off (DEMO=on to simulate scrapers)',

@@ -7,8 +7,11 @@ export const QUEUE_NAMES = {
 } as const;
 export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
 
-export function createQueue(name: string, connection: ConnectionOptions, prefix: string): Queue {
-  const queue = new Queue(name, { connection, prefix });
+/** One prefix for every queue, or the prefix of each queue by name (Redis Cluster: a hash tag per queue). */
+export type QueuePrefix = string | ((queue: string) => string);
+
+export function createQueue(name: string, connection: ConnectionOptions, prefix: QueuePrefix): Queue {
+  const queue = new Queue(name, { connection, prefix: typeof prefix === 'function' ? prefix(name) : prefix });
   // Without a listener BullMQ prints every connection error as a stack trace.
   queue.on('error', () => {});
   return queue;

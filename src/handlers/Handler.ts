@@ -1,4 +1,4 @@
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { CommonQueryMethods } from 'slonik';
 import type { DomainEvent } from '../domain/index.js';
@@ -27,7 +27,7 @@ export interface HandlerSettings {
 export interface HandlerContext {
   /** The transaction that also inserts this (handler, event) ledger row: effects here are exactly-once. */
   tx: CommonQueryMethods;
-  redis: Redis;
+  redis: Redis | Cluster;
   /** Redis commands batched into one round trip at the end of the batch (before commit). */
   redisBatch: ChainableCommander;
   /** Per-transaction memo: the same lookup for many events of a batch runs once. */

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { sql, type DatabasePool } from 'slonik';
 import { asOneStatement, type SettleSql } from '../db/statements.js';
@@ -61,7 +61,7 @@ export class HandlerRunner {
       pool: DatabasePool;
       store: PostgresEventStore;
       publisher: Publisher;
-      redis: Redis;
+      redis: Redis | Cluster;
       settings: HandlerSettings;
       logger: Logger;
       upcast: Upcaster;

@@ -1,4 +1,4 @@
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 
 // Sets each field only if the stored field is older than this stream version: handler jobs may run
 // out of order, and a late old event must not overwrite a newer value in the cache. A TTL of 0 keeps
@@ -25,7 +25,7 @@ export function ticketCacheKey(prefix: string, ticketId: string): string {
 const COMMAND = 'hdtCacheTicketFields';
 
 /** Registers the script once per connection, so pipelines send EVALSHA (a hash) instead of the script text. */
-export function defineTicketCacheCommand(redis: Redis): void {
+export function defineTicketCacheCommand(redis: Redis | Cluster): void {
   if (!(COMMAND in redis)) redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: SCRIPT });
 }
 

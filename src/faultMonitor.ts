@@ -59,7 +59,7 @@ export class FaultMonitor {
     if (!isInfrastructureError(error)) return false;
     this.streak++;
     const service = faultKind(error);
-    const conflict = hasCode(error, /^(40001|40P01)$/);
+    const conflict = hasCode(error, /^(40001|40P01)$/) || (error as Error | undefined)?.name === 'OrderNotSettledError';
     this.options.onFault?.(service);
     if (!conflict) this.markDown(service);
     this.warn(`${service}:${context}`, { service, err: (error as Error)?.message ?? String(error), code: codeOf(error) }, conflict ? 'transaction conflict; the work is retried' : `${service} unavailable; work waits and resumes by itself when it is back`);

@@ -20,7 +20,7 @@ const TRANSIENT_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPI
 const TRANSIENT_MESSAGE =
   /connection terminated|terminating connection|timeout exceeded when trying to connect|client has encountered a connection error|not queryable|connection is closed|enableofflinequeue|reached the max retries per request|backend has been terminated|the database system is (starting up|shutting down|in recovery mode)|^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|READONLY|MASTERDOWN) |failed to refresh slots cache|none of the cluster nodes/i;
 
-const TRANSIENT_NAMES = new Set(['ConnectionError', 'BackendTerminatedError', 'BackendTerminatedUnexpectedlyError', 'MaxRetriesPerRequestError', 'ClusterAllFailedError']);
+const TRANSIENT_NAMES = new Set(['OrderNotSettledError', 'ConnectionError', 'BackendTerminatedError', 'BackendTerminatedUnexpectedlyError', 'MaxRetriesPerRequestError', 'ClusterAllFailedError']);
 
 /** True if the error (or any error in its `cause` chain) is an infrastructure fault. */
 export function isInfrastructureError(error: unknown): boolean {

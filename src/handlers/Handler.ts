@@ -67,6 +67,12 @@ export interface EventHandler {
    * return, commit right after each success; `ctx.tx` is not available.
    */
   readonly external?: boolean;
+  /**
+   * Reads the store as of each event's place in the global order (alerts do). Such a batch waits, before
+   * its transaction, until every transaction that could still commit before its events has finished,
+   * so what precedes an event is the same whenever and wherever the handler runs.
+   */
+  readonly readsStoreOrder?: boolean;
   handle(event: HandledEvent, ctx: HandlerContext): Promise<void | Recorder>;
 }
 

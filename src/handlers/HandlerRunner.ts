@@ -14,6 +14,9 @@ import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerS
 /** Batches at least this large run their (non-isolated) handlers in one shared transaction. */
 export const SHARED_TRANSACTION_MIN_EVENTS = 200;
 
+/** Streams per append statement of emitted events (alerts: one stream per monitor). */
+const MAX_STREAMS_PER_APPEND = 500;
+
 
 /** Runs settle statements on their own (nothing else to commit with them). */
 async function settleAlone(pool: DatabasePool, settle: SettleSql | undefined, consumers: readonly string[]): Promise<void> {
@@ -136,6 +139,27 @@ export class HandlerRunner {
   }
 
   /**
+   * For handlers that read the store as of their events' place in the global order: waits (outside any
+   * transaction, holding no lock) until no transaction older than the batch's newest event is still
+   * running, so everything that precedes those events in the global order is visible. Usually at once;
+   * if it takes longer than a few seconds the job is delayed like any transient fault.
+   */
+  private async awaitSettledOrder(handlers: readonly EventHandler[], loaded: readonly StoredEvent[]): Promise<void> {
+    const types = new Set(handlers.filter((h) => h.readsStoreOrder).flatMap((h) => h.handledTypes as readonly string[]));
+    if (types.size === 0) return;
+    let newest = -1n;
+    for (const e of loaded) if (types.has(e.type) && BigInt(e.transactionId) > newest) newest = BigInt(e.transactionId);
+    if (newest < 0n) return;
+    const deadline = Date.now() + 5000;
+    for (let pause = 2; ; pause = Math.min(pause * 2, 100)) {
+      const settled = (await this.deps.pool.oneFirst(sql.unsafe`SELECT ${newest.toString()}::xid8 < pg_snapshot_xmin(pg_current_snapshot()) AS settled`)) as boolean;
+      if (settled) return;
+      if (Date.now() > deadline) throw new OrderNotSettledError(newest.toString());
+      await new Promise((r) => setTimeout(r, pause));
+    }
+  }
+
+  /**
    * An external handler (an HTTP call): each event's call runs outside any transaction, and its ledger
    * row commits right after it succeeded, so a later event's failure neither rolls back nor repeats
    * it. Events already in the ledger are passed over. A crash between a successful call and its
@@ -200,6 +224,7 @@ export class HandlerRunner {
    * run alone. Results by handler name.
    */
   async runMany(handlers: readonly EventHandler[], loaded: readonly StoredEvent[], options: RunOptions = {}): Promise<Map<string, HandlerBatchResult>> {
+    await this.awaitSettledOrder(handlers, loaded);
     const results = new Map<string, HandlerBatchResult>();
     const units = handlers.map((handler) => ({ handler, events: loaded.filter((e) => (handler.handledTypes as readonly string[]).includes(e.type)) }));
     const idle = units.filter((u) => u.events.length === 0);
@@ -292,10 +317,15 @@ export class HandlerRunner {
           streamType,
           events: evs.map((ev) => ({ id: ev.id, type: ev.type, schemaVersion: eventRegistry.currentVersion(ev.type), payload: ev.payload, metadata: ev.metadata })),
         }));
-        const results = await this.deps.store.appendManyOn(tx, appends);
-        results.forEach((r, k) => {
-          if (!r.alreadyStored) emitted.push(...r.events.map((x, i) => ({ position: x.position, eventId: x.id, streamId: r.streamId, eventType: appends[k]!.events[i]!.type })));
-        });
+        // A ticket event matching thousands of monitors: appended a bounded number of streams per
+        // statement, still in this transaction (exactly once with the ledger row).
+        for (let from = 0; from < appends.length; from += MAX_STREAMS_PER_APPEND) {
+          const part = appends.slice(from, from + MAX_STREAMS_PER_APPEND);
+          const results = await this.deps.store.appendManyOn(tx, part);
+          results.forEach((r, k) => {
+            if (!r.alreadyStored) emitted.push(...r.events.map((x, i) => ({ position: x.position, eventId: x.id, streamId: r.streamId, eventType: part[k]!.events[i]!.type })));
+          });
+        }
       }
       if (notifications.length) {
         notifications.sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : a.kind < b.kind ? -1 : 1));
@@ -325,4 +355,12 @@ export class HandlerRunner {
 
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
+}
+
+/** Transactions older than a batch's events are still running after a few seconds: the job waits (a transient fault, not poison). */
+export class OrderNotSettledError extends Error {
+  override readonly name = 'OrderNotSettledError';
+  constructor(xid: string) {
+    super(`transactions older than ${xid} are still running; the events' place in the global order is not settled yet`);
+  }
 }

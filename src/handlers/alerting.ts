@@ -4,8 +4,6 @@ import { z } from 'zod';
 import type { Price } from '../domain/index.js';
 import type { HandledEvent, HandlerContext, PlatformStatsDelta } from './Handler.js';
 
-const MonitorRow = z.object({ monitorId: z.string(), userId: z.string(), platforms: z.array(z.string()), maxPrice: z.object({ amountMinor: z.number(), currency: z.string() }).nullable(), minQuantity: z.number() });
-
 /** A UUID derived from its inputs, so a retried handler emits the very same event (idempotent append). */
 export function deterministicUuid(...parts: string[]): string {
   const h = createHash('sha1').update(parts.join('|')).digest('hex');
@@ -21,28 +19,78 @@ export interface AlertCandidate {
   reason: 'ticket_discovered' | 'price_drop';
 }
 
+const Criteria = z.object({
+  monitorId: z.string(),
+  userId: z.string(),
+  eventName: z.string(),
+  platforms: z.array(z.string()),
+  maxPrice: z.object({ amountMinor: z.number(), currency: z.string() }).optional(),
+  minQuantity: z.number(),
+});
+type Criteria = z.infer<typeof Criteria>;
+
+/** One MonitoringStarted or MonitoringStopped of a monitor, at its place in the global order. */
+interface MonitorStep {
+  xid: bigint;
+  position: number;
+  started: Criteria | null;
+}
+
+const HistoryRow = z.object({ stream_id: z.string(), event_type: z.string(), payload: z.unknown(), transaction_id: z.string(), global_position: z.number() });
+
 /**
- * Checks the active monitors for this fixture and emits one AlertTriggered per matching monitor.
- * `batchFixtures` names every fixture the batch may ask about, so the monitors of all of them are
- * loaded with one query per batch instead of one per fixture.
+ * The start/stop history of every monitor that was ever started for one of these fixtures, read from
+ * the store in global order (transaction id, position): by monitor stream.
+ */
+async function monitorHistories(tx: CommonQueryMethods, fixtures: readonly string[]): Promise<Map<string, MonitorStep[]>> {
+  const rows = await tx.any(sql.type(HistoryRow)`
+    SELECT m.stream_id, m.event_type, m.payload, m.transaction_id::text AS transaction_id, m.global_position
+    FROM event_store m
+    WHERE m.event_type IN ('MonitoringStarted', 'MonitoringStopped')
+      AND m.stream_id IN (SELECT stream_id FROM event_store WHERE event_type = 'MonitoringStarted' AND payload->>'eventName' = ANY(${sql.array([...fixtures], 'text')}))
+    ORDER BY m.stream_id, m.transaction_id, m.global_position`);
+  const out = new Map<string, MonitorStep[]>();
+  for (const r of rows) {
+    const step: MonitorStep = { xid: BigInt(r.transaction_id), position: r.global_position, started: r.event_type === 'MonitoringStarted' ? Criteria.parse(r.payload) : null };
+    const list = out.get(r.stream_id);
+    if (list) list.push(step);
+    else out.set(r.stream_id, [step]);
+  }
+  return out;
+}
+
+/** The criteria of a monitor at a point of the global order: its last start or stop before that point. */
+function activeAt(steps: readonly MonitorStep[], xid: bigint, position: number): Criteria | null {
+  let current: Criteria | null = null;
+  for (const s of steps) {
+    if (s.xid > xid || (s.xid === xid && s.position >= position)) break;
+    current = s.started;
+  }
+  return current;
+}
+
+/**
+ * The alert rule (README, Domain rules): monitor M alerts on ticket event E iff M's last
+ * MonitoringStarted or MonitoringStopped before E in the global order is a MonitoringStarted for E's
+ * fixture, E's platform is one of M's, the ticket's quantity as of E is at least M's minimum, and its
+ * price as of E is within M's maximum (same currency). Everything is read from the store as of E, so
+ * the same store gives the same alerts however many workers run and however their jobs interleave.
+ * `batchFixtures` names every fixture the batch may ask about: one query per batch.
  */
 export async function emitAlerts(handlerName: string, source: HandledEvent, c: AlertCandidate, ctx: HandlerContext, batchFixtures: () => string[]): Promise<number> {
-  const byFixture = await ctx.memo('monitors', async () => {
-    const names = [...new Set([c.eventName, ...batchFixtures()])];
-    const rows = await ctx.tx.any(sql.type(z.object({ doc: MonitorRow.extend({ eventName: z.string() }) }))`
-      SELECT doc FROM monitoring_read_models
-      WHERE kind = 'monitor' AND doc->>'eventName' = ANY(${sql.array(names, 'text')}) AND doc->>'status' = 'active'
-      ORDER BY id`);
-    const map = new Map<string, z.infer<typeof MonitorRow>[]>();
-    for (const { doc } of rows) map.set(doc.eventName, [...(map.get(doc.eventName) ?? []), doc]);
-    return map;
-  });
-  const monitors = (byFixture.get(c.eventName) ?? []).map((doc) => ({ doc }));
-  let emitted = 0;
-  for (const { doc: m } of monitors) {
+  const histories = await ctx.memo('monitor-histories', () => monitorHistories(ctx.tx, [...new Set([c.eventName, ...batchFixtures()])]));
+  const xid = BigInt(source.transactionId);
+  const matches: Criteria[] = [];
+  for (const steps of histories.values()) {
+    const m = activeAt(steps, xid, source.globalPosition);
+    if (!m || m.eventName !== c.eventName) continue;
     if (!m.platforms.includes(c.platform)) continue;
     if (c.quantity < m.minQuantity) continue;
     if (m.maxPrice && (m.maxPrice.currency !== c.price.currency || c.price.amountMinor > m.maxPrice.amountMinor)) continue;
+    matches.push(m);
+  }
+  matches.sort((a, b) => (a.monitorId < b.monitorId ? -1 : a.monitorId > b.monitorId ? 1 : 0));
+  for (const m of matches) {
     const alertId = deterministicUuid('alert', source.id, m.monitorId);
     await ctx.emit({
       id: deterministicUuid(handlerName, source.id, m.monitorId),
@@ -50,9 +98,56 @@ export async function emitAlerts(handlerName: string, source: HandledEvent, c: A
       payload: { alertId, monitorId: m.monitorId, userId: m.userId, ticketId: c.ticketId, platform: c.platform, eventName: c.eventName, price: c.price, reason: c.reason, quantity: c.quantity },
       metadata: { causation_id: source.id, correlation_id: (source.metadata.correlation_id as string | undefined) ?? source.id, source: handlerName },
     });
-    emitted++;
   }
-  return emitted;
+  return matches.length;
+}
+
+/** A ticket's state after each of its events: what a price change is judged against. */
+export interface TicketState {
+  eventName: string;
+  quantity: number;
+}
+
+const TicketRow = z.object({ stream_id: z.string(), version: z.number(), event_type: z.string(), payload: z.record(z.string(), z.unknown()) });
+
+/**
+ * The state of each ticket stream of the batch as of each of its events, folded from the store (the
+ * events of a stream up to a version are all committed once that version is): `stateAt(stream, v)`
+ * is the ticket after its event v.
+ */
+export async function ticketStates(tx: CommonQueryMethods, upTo: ReadonlyMap<string, number>): Promise<(streamId: string, version: number) => TicketState | undefined> {
+  if (upTo.size === 0) return () => undefined;
+  const rows = await tx.any(sql.type(TicketRow)`
+    SELECT e.stream_id, e.version, e.event_type, e.payload
+    FROM ${sql.unnest([...upTo], ['text', 'int4'])} AS w(stream_id, v)
+    JOIN event_store e ON e.stream_id = w.stream_id AND e.version <= w.v
+    WHERE e.event_type IN ('TicketDiscovered', 'TicketAvailabilityChanged', 'TicketSoldOut')
+    ORDER BY e.stream_id, e.version`);
+  const byStream = new Map<string, { version: number; state: TicketState }[]>();
+  for (const r of rows) {
+    const list = byStream.get(r.stream_id) ?? [];
+    const prev = list.at(-1)?.state;
+    const p = r.payload as { eventName?: string; quantity?: number; newQuantity?: number };
+    const state: TicketState | undefined =
+      r.event_type === 'TicketDiscovered'
+        ? { eventName: String(p.eventName), quantity: Number(p.quantity) }
+        : prev && r.event_type === 'TicketAvailabilityChanged'
+          ? { ...prev, quantity: Number(p.newQuantity) }
+          : prev && r.event_type === 'TicketSoldOut'
+            ? { ...prev, quantity: 0 }
+            : undefined;
+    if (!state) continue;
+    list.push({ version: r.version, state });
+    byStream.set(r.stream_id, list);
+  }
+  return (streamId, version) => {
+    let found: TicketState | undefined;
+    for (const s of byStream.get(streamId) ?? []) {
+      if (s.version > version) break;
+      found = s.state;
+    }
+    return found;
+  };
 }
 
 /** Applies accumulated counters, one upsert, platforms in sorted order (a fixed lock order). */

@@ -1,6 +1,4 @@
-import { sql } from 'slonik';
-import { z } from 'zod';
-import { emitAlerts } from './alerting.js';
+import { emitAlerts, ticketStates } from './alerting.js';
 import type { EventHandler } from './Handler.js';
 import { cacheTicketFields } from './ticketCache.js';
 
@@ -8,6 +6,7 @@ import { cacheTicketFields } from './ticketCache.js';
 export const PriceChangeHandler: EventHandler = {
   name: 'PriceChangeHandler',
   handledTypes: ['TicketPriceChanged'],
+  readsStoreOrder: true,
   async handle(e, ctx) {
     if (e.type !== 'TicketPriceChanged') return;
     const p = e.payload;
@@ -18,20 +17,16 @@ export const PriceChangeHandler: EventHandler = {
     const drop = p.newPrice.currency === p.oldPrice.currency && p.newPrice.amountMinor < p.oldPrice.amountMinor;
     ctx.countForPlatform(p.platform, e.occurredAt, { price_changes: 1, price_drops: drop ? 1 : 0 });
     if (!drop) return;
-    // The fixture and quantity live on the ticket's discovery event: read them from the store, the source of truth.
-    // One query for the whole batch (only when some price dropped).
-    const discovered = await ctx.memo('discovered', async () => {
-      const streams = [...new Set(ctx.batch.map((x) => x.streamId))];
-      const rows = await ctx.tx.any(sql.type(z.object({ stream_id: z.string(), eventName: z.string(), quantity: z.number() }))`
-        SELECT DISTINCT ON (stream_id) stream_id, payload->>'eventName' AS "eventName", (payload->>'quantity')::int AS quantity
-        FROM event_store WHERE stream_id = ANY(${sql.array(streams, 'text')}) AND event_type = 'TicketDiscovered'
-        ORDER BY stream_id, version`);
-      return new Map(rows.map((r) => [r.stream_id, r]));
+    // The ticket as of this event (its fixture, and its quantity then: a drop after a sell-out alerts
+    // nobody), folded from the store for every price change of the batch in one query.
+    const stateAt = await ctx.memo('ticket-states', () => {
+      const upTo = new Map<string, number>();
+      for (const x of ctx.batch) if (x.type === 'TicketPriceChanged') upTo.set(x.streamId, Math.max(upTo.get(x.streamId) ?? 0, x.version));
+      return ticketStates(ctx.tx, upTo);
     });
-    const ticket = discovered.get(e.streamId);
+    const ticket = stateAt(e.streamId, e.version);
     if (!ticket || ticket.quantity <= 0) return;
-    await emitAlerts(this.name, e, { ticketId: p.ticketId, platform: p.platform, eventName: ticket.eventName, price: p.newPrice, quantity: ticket.quantity, reason: 'price_drop' }, ctx, () =>
-      [...discovered.values()].map((t) => t.eventName),
-    );
+    const fixtures = ctx.batch.flatMap((x) => (x.type === 'TicketPriceChanged' ? [stateAt(x.streamId, x.version)?.eventName ?? ''] : [])).filter(Boolean);
+    await emitAlerts(this.name, e, { ticketId: p.ticketId, platform: p.platform, eventName: ticket.eventName, price: p.newPrice, quantity: ticket.quantity, reason: 'price_drop' }, ctx, () => fixtures);
   },
 };

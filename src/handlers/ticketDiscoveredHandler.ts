@@ -6,6 +6,7 @@ import { cacheTicketFields } from './ticketCache.js';
 export const TicketDiscoveredHandler: EventHandler = {
   name: 'TicketDiscoveredHandler',
   handledTypes: ['TicketDiscovered'],
+  readsStoreOrder: true,
   async handle(e, ctx) {
     if (e.type !== 'TicketDiscovered') return;
     const p = e.payload;

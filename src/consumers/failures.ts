@@ -142,6 +142,29 @@ export function resolveRetriedSql(id: number) {
     WHERE id = ${id} AND status <> 'resolved'`;
 }
 
+/**
+ * A job that failed for good and is run again from outside the API (bull-board's retry, or anyone's
+ * `job.retry()`): its open failure rows (found by job id) become `retrying` and their projection
+ * streams are unparked, as an API retry does, so the run can take effect. Returns how many.
+ */
+export async function reviveFailuresOfJob(pool: DatabasePool, jobId: string, consumers: readonly string[]): Promise<number> {
+  return pool.transaction(async (tx) => {
+    const rows = await tx.any(sql.type(z.object({ consumer: z.string(), consumer_kind: z.string(), stream_id: z.string() }))`
+      UPDATE event_processing_failures SET status = 'retrying', retry_count = retry_count + 1
+      WHERE job_id = ${jobId} AND status = 'open' AND consumer = ANY(${sql.array([...consumers], 'text')})
+      RETURNING consumer, consumer_kind, stream_id`);
+    for (const r of rows) if (r.consumer_kind === 'projection') await unpark(tx, r.consumer, r.stream_id);
+    return rows.length;
+  });
+}
+
+/** Resolves, in the effect's transaction, the failure rows a re-run job had recorded. */
+export function resolveFailuresOfJobSql(jobId: string) {
+  return sql.fragment`
+    UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'job retried successfully')
+    WHERE job_id = ${jobId} AND status <> 'resolved'`;
+}
+
 /** Events an operator resolved (skipped) for this consumer: a rebuild skips them too. */
 export async function skippedEvents(db: CommonQueryMethods, consumer: string): Promise<Set<string>> {
   return new Set(

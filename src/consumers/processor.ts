@@ -10,7 +10,7 @@ import { countConsumerRun } from '../metrics/metrics.js';
 import { parkUnapplied } from '../projections/checkpoints.js';
 import type { Projection } from '../projections/Projection.js';
 import type { CatchUpResult, ProjectionRunner } from '../projections/ProjectionRunner.js';
-import { resolveRetriedSql, type FailureStore } from './failures.js';
+import { resolveFailuresOfJobSql, resolveRetriedSql, reviveFailuresOfJob, type FailureStore } from './failures.js';
 import { JobFailure, poisonFailure } from './JobFailure.js';
 import {
   derivedJobId,
@@ -76,13 +76,14 @@ export class ConsumerJobProcessor {
     for (const name of notMine) await this.forward(job, 'handler', name, data.eventIds);
     if (mine.length === 0) return { consumers: data.consumers.length, handedOver: 0, forwarded: notMine.length };
 
+    const revivedJob = await this.revived(job, own, mine.map((h) => h.name));
     const { events, unreadable } = await this.d.handlerRunner.load(data.eventIds);
     const emitted: OutboxEntry[] = [];
     // A row its upcaster rejects fails for the handlers of its type only, and only that event: the
     // others of the batch take effect (and settle nothing until the failed one is resolved).
     const blocked = (h: EventHandler) => unreadable.filter((u) => (h.handledTypes as readonly string[]).includes(u.eventType));
     const results = await this.d.handlerRunner.runMany(mine, events, {
-      settle: this.settler(data, unreadable.length ? (name) => blocked(this.handlers.get(name)!).length === 0 : undefined),
+      settle: this.settler(data, unreadable.length ? (name) => blocked(this.handlers.get(name)!).length === 0 : undefined, revivedJob),
       onEmitted: this.d.inline ? (e) => void emitted.push(...e) : undefined,
     });
     for (const h of mine) {
@@ -128,7 +129,8 @@ export class ConsumerJobProcessor {
     });
     if (work.length === 0) return { consumers: entries.length, handedOver: 0, forwarded: notMine.length };
 
-    const results = await this.d.projectionRunner.catchUpMany(work, { settle: this.settler(data) });
+    const revivedJob = await this.revived(job, own, work.map((w) => w.projection.name));
+    const results = await this.d.projectionRunner.catchUpMany(work, { settle: this.settler(data, undefined, revivedJob) });
     const seconds = (performance.now() - t0) / 1000;
     const leftovers: { consumer: string; keys: string[]; error: Error }[] = [];
     for (const { projection, streams } of work) {
@@ -173,14 +175,24 @@ export class ConsumerJobProcessor {
   }
 
   /** Settles, in the effect's transaction, the owed row of the job (and the failure it retries). */
-  private settler(data: ConsumerJobData, settles?: (consumer: string) => boolean): SettleSql | undefined {
+  private settler(data: ConsumerJobData, settles?: (consumer: string) => boolean, revivedJob?: string): SettleSql | undefined {
     const { owed, retryOf } = data;
-    if (owed === undefined && retryOf === undefined) return undefined;
+    if (owed === undefined && retryOf === undefined && revivedJob === undefined) return undefined;
     return (all) => {
       const consumers = settles ? all.filter(settles) : all;
       if (settles && consumers.length === 0) return [];
-      return [...(owed !== undefined && consumers.length ? [completeOwedSql(owed, consumers)] : []), ...(retryOf !== undefined ? [resolveRetriedSql(retryOf)] : [])];
+      return [
+        ...(owed !== undefined && consumers.length ? [completeOwedSql(owed, consumers)] : []),
+        ...(retryOf !== undefined ? [resolveRetriedSql(retryOf)] : []),
+        ...(revivedJob !== undefined ? [resolveFailuresOfJobSql(revivedJob)] : []),
+      ];
     };
+  }
+
+  /** An own-queue job run again after it failed for good (bull-board's retry): its failure rows are revived, then resolved with its effect. */
+  private async revived(job: Job<ConsumerJobData>, own: boolean, consumers: readonly string[]): Promise<string | undefined> {
+    if (!own || !job.id || consumers.length === 0) return undefined;
+    return (await reviveFailuresOfJob(this.d.pool, job.id, consumers)) > 0 ? job.id : undefined;
   }
 
   /** Work for a consumer this process does not run: onto that consumer's own queue, for a worker that does. */

@@ -7,6 +7,9 @@ import type { Container } from '../../src/app/container.js';
 import { startWorkerHost, type WorkerHost } from '../../src/app/workerHost.js';
 import { sampleEvent } from '../../src/domain/index.js';
 import { signBody } from '../../src/handlers/alertNotificationHandler.js';
+import { ownQueueName } from '../../src/consumers/jobs.js';
+import { BULL_BOARD_PATH } from '../../src/http/bullBoard.js';
+import { buildServer } from '../../src/http/server.js';
 import { AlertNotificationHandler } from '../../src/handlers/index.js';
 import { disposeTestContainer, idle, owedEvents, queueCounts, testContainer } from '../support/app.js';
 import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
@@ -135,7 +138,8 @@ describe('alert webhook delivery', () => {
       const deadline = Date.now() + 60_000;
       while (calls.filter((x) => x.status === 200).length < 2 && Date.now() < deadline) {
         openTx.push(await db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`
-          SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'`));
+          SELECT count(*) AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND state LIKE 'idle in transaction%' AND xact_start < now() - interval '1 second'`));
         await new Promise((r) => setTimeout(r, 100));
       }
       await waitFor(async () => idle(await queueCounts(c)) && (await owedEvents(c)) === 0, { what: 'the job to finish' });
@@ -144,6 +148,27 @@ describe('alert webhook delivery', () => {
       expect(calls.map((x) => [x.status, x.headers['idempotency-key']]).sort()).toEqual(stored.map((s) => [200, s.id]).sort());
     } finally {
       delayMs = 0;
+    }
+  });
+
+  it('bull-board-retry-resolves-failure: a job that failed for good, retried from bull-board after the receiver recovered, delivers once and resolves its failure row', async () => {
+    calls.length = 0;
+    alwaysFail = true;
+    const { id } = await c.bus.dispatch(alert('bb1'));
+    const failure = (await waitFor(async () => (await c.failures.list()).find((f) => f.event_id === id), { what: 'the failure row' }))!;
+    expect(failure.job_id).toBeTruthy();
+    alwaysFail = false;
+    calls.length = 0;
+    const app = await buildServer(c);
+    try {
+      const queue = ownQueueName('AlertNotificationHandler');
+      const res = await app.inject({ method: 'PUT', url: `${BULL_BOARD_PATH}/api/queues/${encodeURIComponent(queue)}/${encodeURIComponent(failure.job_id!)}/retry` });
+      expect(res.statusCode, res.body).toBe(204);
+      await waitFor(async () => (await c.failures.get(failure.id)).status === 'resolved', { what: 'the failure row resolved by the bull-board retry' });
+      expect(calls.filter((x) => x.status === 200).map((x) => x.headers['idempotency-key'])).toEqual([id]);
+      expect(await c.failures.countOpen()).toBe(0);
+    } finally {
+      await app.close();
     }
   });
 });

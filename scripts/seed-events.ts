@@ -3,7 +3,8 @@
 // through the event bus, so running workers process them like live traffic.
 import { Command, InvalidArgumentError } from 'commander';
 import { createContainer } from '../src/app/container.js';
-import { checkPostgres, checkRedisOf, PreflightError } from '../src/app/preflight.js';
+import { checkServices, PreflightError } from '../src/app/preflight.js';
+import { EXIT } from '../src/exitCodes.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createEventGenerator } from '../src/demo/eventGenerator.js';
 import { createLogger } from '../src/logger.js';
@@ -25,8 +26,7 @@ const opts = program.opts<{ events: number; streams: number; batch: number; seed
 
 try {
   const config = loadConfig();
-  await checkPostgres(config.DATABASE_URL);
-  await checkRedisOf(config);
+  await checkServices(config);
   const c = await createContainer(config, createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL));
   const gen = createEventGenerator({ seed: opts.seed, streams: opts.streams, runId: `seed${opts.seed}` });
   const t0 = Date.now();
@@ -42,7 +42,7 @@ try {
 } catch (error) {
   if (error instanceof ConfigError || error instanceof PreflightError) {
     console.error(error.message);
-    process.exit(2);
+    process.exit(error instanceof ConfigError ? EXIT.CONFIG : EXIT.NOT_READY);
   }
   throw error;
 }

@@ -1,14 +1,17 @@
 // `npm start`: the whole platform in one process for development (web + workers + relay + replay + demo).
 import { randomBytes } from 'node:crypto';
-import { checkPostgres, checkRedisOf, PreflightError } from '../src/app/preflight.js';
+import { checkServices, PreflightError } from '../src/app/preflight.js';
+import { EXIT } from '../src/exitCodes.js';
 import { ConfigError, loadConfig, redactUrl, type Config } from '../src/config.js';
 import { ensureDatabase } from '../src/demo/ensureDatabase.js';
 import type { DemoStatus } from '../src/demo/status.js';
 import type { Logger } from '../src/logger.js';
 
-const EXIT_CONFIG = 2;
-const EXIT_UNREACHABLE = 3;
+const EXIT_CONFIG = EXIT.CONFIG;
+const EXIT_UNREACHABLE = EXIT.NOT_READY;
 const STATUS_EVERY_MS = 5000;
+const LOG_DIR = '.logs';
+const LOG_FILE = `${LOG_DIR}/npm-start.log`;
 
 let config: Config;
 try {
@@ -31,8 +34,7 @@ if (!config.API_TOKEN && config.NODE_ENV !== 'production') {
 let databaseCreated = false;
 try {
   databaseCreated = (await ensureDatabase(config.DATABASE_URL, 3000)) === 'created';
-  await checkPostgres(config.DATABASE_URL, 3000);
-  await checkRedisOf(config, 3000);
+  await checkServices(config, 3000);
 } catch (error) {
   if (!(error instanceof PreflightError)) throw error;
   console.error(`\n${error.message}\n`);
@@ -67,10 +69,10 @@ const app = await startAllInOne(config, logger).catch((error: NodeJS.ErrnoExcept
   }
   if (error.code !== 'EADDRINUSE') throw error;
   console.error(`\nPort ${config.PORT} on ${config.HOST} is already in use (another npm start?). Stop that process or choose another port, e.g. PORT=3001 npm start.\n`);
-  process.exit(1);
+  process.exit(EXIT.PORT_IN_USE);
 });
 console.log(
-  formatBanner({ config, apiUrl: app.web?.url ?? null, generatedToken, databaseCreated, migrationsApplied, replay: app.replay, demo: app.demo !== null }),
+  formatBanner({ config, apiUrl: app.web?.url ?? null, generatedToken, databaseCreated, migrationsApplied, replay: app.replay, demo: app.demo !== null, logFile: config.NODE_ENV === 'production' ? undefined : LOG_FILE }),
 );
 
 let previous: DemoStatus | undefined;
@@ -98,13 +100,23 @@ onShutdownSignal(logger, async () => {
   if (timedOut) logger.warn('some jobs were cut short; they will run again on the next start');
 });
 
-/** Readable logs in a terminal when pino-pretty (a dev dependency) is installed; JSON otherwise. */
+/**
+ * The terminal is for the banner and the status lines: the log goes to a file (JSON lines, readable
+ * with `npx pino-pretty < .logs/npm-start.log`), and only errors also reach the terminal, readable
+ * (pino-pretty, a dev dependency) when it is there. Production keeps JSON on stdout for the platform.
+ */
 async function startLogger(c: Config): Promise<Logger> {
-  if (c.NODE_ENV === 'production' || !process.stdout.isTTY) return createLogger(c.LOG_LEVEL);
+  if (c.NODE_ENV === 'production') return createLogger(c.LOG_LEVEL);
+  const { mkdirSync } = await import('node:fs');
+  const { pino } = await import('pino');
+  mkdirSync(LOG_DIR, { recursive: true });
+  const file = pino.destination({ dest: LOG_FILE, sync: false, mkdir: true });
+  let terminal: NodeJS.WritableStream = process.stderr;
   try {
     const { default: pretty } = await import('pino-pretty');
-    return createLogger(c.LOG_LEVEL, pretty({ colorize: true, translateTime: 'HH:MM:ss', ignore: 'pid,hostname', sync: true }));
+    terminal = pretty({ colorize: process.stderr.isTTY, translateTime: 'HH:MM:ss', ignore: 'pid,hostname', sync: true, destination: 2 });
   } catch {
-    return createLogger(c.LOG_LEVEL);
+    // JSON on stderr then.
   }
+  return createLogger(c.LOG_LEVEL, pino.multistream([{ level: c.LOG_LEVEL as 'info', stream: file }, { level: 'error', stream: terminal }]));
 }

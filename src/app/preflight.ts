@@ -19,11 +19,28 @@ export async function checkPostgres(url: string, timeoutMs = 4000): Promise<void
   } catch (error) {
     // The driver's message may quote the URL or its user and password.
     const reason = scrubSecrets((error as Error).message || String(error), url);
+    const code = (error as { code?: string }).code;
+    const user = decodeURIComponent(new URL(url).username || 'postgres');
+    if (code === '28P01' || code === '28000') {
+      // The server answered: starting or creating anything would not help.
+      throw new PreflightError(
+        [
+          `PostgreSQL at ${redactUrl(url)} refused the login of role "${user}" (${reason}).`,
+          'Check the user and password in DATABASE_URL, or create the role (`createuser -h HOST -U postgres --pwprompt ' + user + '`) and allow it in pg_hba.conf.',
+        ].join('\n'),
+      );
+    }
+    if (code === '3D000') {
+      const db = decodeURIComponent(new URL(url).pathname.slice(1));
+      throw new PreflightError(
+        [`PostgreSQL at ${redactUrl(url)} has no database "${db}" (${reason}).`, `Create it (\`createdb -h HOST -U ${user} ${db}\`), or point DATABASE_URL at an existing one; \`npm start\` creates it for you.`].join('\n'),
+      );
+    }
     throw new PreflightError(
       [
         `Cannot reach PostgreSQL at ${redactUrl(url)} (${reason}).`,
         'Start it with `docker compose up -d postgres`, or on Debian/Ubuntu `sudo apt install postgresql && sudo pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`,',
-        'create the database if needed (`createdb -h 127.0.0.1 -U postgres hdtickets`), or point DATABASE_URL at a running server.',
+        'or point DATABASE_URL at a running server.',
       ].join('\n'),
     );
   } finally {
@@ -126,4 +143,17 @@ async function isClusterNode(url: string, timeoutMs: number): Promise<boolean> {
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * Both services at once: when PostgreSQL and Redis are both unavailable, both are reported (one
+ * message, PostgreSQL first), not only the first one found.
+ */
+export async function checkServices(config: Pick<Config, 'DATABASE_URL' | 'REDIS_URL' | 'REDIS_CLUSTER_NODES'>, timeoutMs = 4000): Promise<void> {
+  const [pgResult, redisResult] = await Promise.allSettled([checkPostgres(config.DATABASE_URL, timeoutMs), checkRedisOf(config, timeoutMs)]);
+  const problems = [pgResult, redisResult].flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (problems.length === 0) return;
+  const other = problems.find((p) => !(p instanceof PreflightError));
+  if (other) throw other;
+  throw new PreflightError(problems.map((p) => (p as Error).message).join('\n\n'));
 }

@@ -2,10 +2,12 @@ import { createServer, type Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { ConfigError, loadConfig } from '../config.js';
+import { pendingMessage, pendingMigrationsAt } from '../db/migrate.js';
+import { EXIT } from '../exitCodes.js';
 import { backoffMs } from '../faults.js';
 import { createLogger } from '../logger.js';
 import { createContainer, type Container } from './container.js';
-import { checkPostgres, checkRedisOf, PreflightError } from './preflight.js';
+import { checkServices, PreflightError } from './preflight.js';
 import { onShutdownSignal } from './process.js';
 
 export interface ProcessOptions {
@@ -19,7 +21,7 @@ export interface ProcessOptions {
 /**
  * The life of a process (web, worker, replay): validated config, reachable Postgres and Redis, the
  * container, then `start`; SIGTERM/SIGINT run the returned stop function and close the container.
- * A bad setting is one plain message and exit code 2. An unreachable service is waited for (a
+ * A bad setting is one plain message and exit code 2; an unmigrated database exits 3. An unreachable service is waited for (a
  * warning every 10 s, retries with capped backoff) so that a fleet started before its database, or
  * restarted during an outage, comes up by itself when the database does; STARTUP_WAIT_MS bounds it.
  */
@@ -30,7 +32,7 @@ export async function runProcess(start: (c: Container) => Promise<() => Promise<
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(error.message);
-      process.exit(2);
+      process.exit(EXIT.CONFIG);
     }
     throw error;
   }
@@ -45,8 +47,14 @@ export async function runProcess(start: (c: Container) => Promise<() => Promise<
   unsubscribe();
   await closeServer(holding);
   if (!ok) {
-    if (stopWaiting) process.exit(0);
-    process.exit(2);
+    if (stopWaiting) process.exit(EXIT.OK);
+    process.exit(EXIT.NOT_READY);
+  }
+  // A database without the schema would serve 500s or crash on the first job: say what to run instead.
+  const pending = await pendingMigrationsAt(config.DATABASE_URL);
+  if (pending.length) {
+    console.error(pendingMessage(pending));
+    process.exit(EXIT.NOT_READY);
   }
   const container = await createContainer(config, logger);
   let stop: () => Promise<void>;
@@ -57,7 +65,11 @@ export async function runProcess(start: (c: Container) => Promise<() => Promise<
     // e.g. the web server refusing production without API_TOKEN: a setting to fix, not a crash.
     if (error instanceof ConfigError) {
       console.error(error.message);
-      process.exit(2);
+      process.exit(EXIT.CONFIG);
+    }
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      console.error(`Port ${config.PORT} on ${config.HOST} is already in use. Stop the process holding it or set PORT.`);
+      process.exit(EXIT.PORT_IN_USE);
     }
     throw error;
   }
@@ -73,8 +85,7 @@ async function waitForServices(config: Config, logger: Logger, stopped: () => bo
   let lastWarn = 0;
   for (let attempt = 0; ; attempt++) {
     try {
-      await checkPostgres(config.DATABASE_URL);
-      await checkRedisOf(config);
+      await checkServices(config);
       if (attempt > 0) logger.info({ waitedMs: Date.now() - since }, 'PostgreSQL and Redis reachable; starting');
       return true;
     } catch (error) {

@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import { createContainer, type Container } from '../app/container.js';
-import { checkPostgres, checkRedisOf, PreflightError } from '../app/preflight.js';
+import { checkServices, PreflightError } from '../app/preflight.js';
 import { ConfigError, loadConfig } from '../config.js';
+import { pendingMessage, pendingMigrationsAt } from '../db/migrate.js';
+import { EXIT } from '../exitCodes.js';
 import { createLogger } from '../logger.js';
 
-/** An operator-facing failure: printed as one message, exit code 2, no stack trace. */
+/** An operator-facing failure: printed as one message, exit code 2 (or the one given), no stack trace. */
 export class CliError extends Error {
   constructor(
     message: string,
@@ -20,17 +22,18 @@ export async function runCli(main: (c: Container) => Promise<number | void>, opt
   let code = 0;
   try {
     const config = loadConfig();
-    await checkPostgres(config.DATABASE_URL);
-    await checkRedisOf(config);
+    await checkServices(config);
+    const pending = await pendingMigrationsAt(config.DATABASE_URL);
+    if (pending.length) throw new CliError(pendingMessage(pending), EXIT.NOT_READY);
     container = await createContainer(config, createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL), { register: options.register ?? false });
     code = (await main(container)) ?? 0;
   } catch (error) {
     if (error instanceof ConfigError || error instanceof PreflightError || error instanceof CliError) {
       console.error(error.message);
-      code = error instanceof CliError ? error.exitCode : 2;
+      code = error instanceof CliError ? error.exitCode : error instanceof PreflightError ? EXIT.NOT_READY : EXIT.CONFIG;
     } else {
       console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
-      code = 1;
+      code = EXIT.FAILURE;
     }
   }
   await container?.close().catch(() => {});

@@ -10,6 +10,8 @@ export interface BannerInput {
   migrationsApplied: number;
   replay: boolean;
   demo: boolean;
+  /** Where the log goes when not to the terminal. */
+  logFile?: string;
 }
 
 /**
@@ -27,7 +29,11 @@ export function formatBanner(b: BannerInput): string {
       `  bull-board   ${b.apiUrl}/admin/queues   (user: admin, password: ${b.generatedToken ? 'the API token below' : 'your API_TOKEN'})`,
       `  metrics      ${b.apiUrl}/metrics   health ${b.apiUrl}/health`,
     );
-    if (b.generatedToken) lines.push(`  API token    ${b.generatedToken}   (generated for this run; set API_TOKEN to choose your own)`);
+    if (b.generatedToken) {
+      lines.push(`  API token    ${b.generatedToken}   (generated for this run; set API_TOKEN to choose your own)`);
+      // For README's curl examples (`T=$API_TOKEN`), which otherwise meet 401 in a new shell.
+      lines.push(`  shell        export API_TOKEN=${b.generatedToken}   (paste in your shell; then README's curl lines work)`);
+    }
     else if (!config.API_TOKEN) lines.push('  API token    none set: the API is open (set API_TOKEN to require one)');
     lines.push(`  try          curl -H "Authorization: Bearer ${token}" ${b.apiUrl}/api/events/overview`);
   } else {
@@ -41,6 +47,7 @@ export function formatBanner(b: BannerInput): string {
     b.demo
       ? `  demo         ~${config.DEMO_RATE} events/s from simulated platforms (DEMO_RATE=… to change, DEMO=off to disable)`
       : '  demo         off (DEMO=on to simulate scrapers)',
+    ...(b.logFile ? [`  logs         ${b.logFile}   (errors also here; read it with npx pino-pretty < ${b.logFile})`] : []),
     '',
     'A status line follows every 5 s. Press Ctrl-C to stop.',
     '',

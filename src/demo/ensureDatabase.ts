@@ -10,7 +10,6 @@ export type EnsureDatabaseResult = 'exists' | 'created' | 'unreachable';
 export async function ensureDatabase(url: string, timeoutMs = 3000): Promise<EnsureDatabaseResult> {
   const target = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
   target.on('error', () => {});
-  target.on('error', () => {});
   try {
     await target.connect();
     return 'exists';
@@ -24,7 +23,6 @@ export async function ensureDatabase(url: string, timeoutMs = 3000): Promise<Ens
   const maintenance = new URL(url);
   maintenance.pathname = '/postgres';
   const admin = new pg.Client({ connectionString: maintenance.toString(), connectionTimeoutMillis: timeoutMs });
-  admin.on('error', () => {});
   admin.on('error', () => {});
   try {
     await admin.connect();

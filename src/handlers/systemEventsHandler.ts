@@ -11,7 +11,8 @@ export const SystemEventsHandler: EventHandler = {
       cacheVersionedFields(ctx.redisBatch, platformStatusKey(ctx.settings.cachePrefix), e.version, 0, {
         [e.payload.platform]: JSON.stringify({ status: e.payload.newStatus, at: e.occurredAt, version: e.version }),
       });
-      if (e.payload.newStatus === 'offline') ctx.logger.warn({ platform: e.payload.platform, reason: e.payload.reason }, 'platform went offline');
+      // A scraped platform's state, not a fault of this system: info, not a warning.
+      if (e.payload.newStatus === 'offline') ctx.logger.info({ platform: e.payload.platform, reason: e.payload.reason }, 'platform went offline');
       return;
     }
     if (e.type === 'ErrorOccurred' && e.payload.severity === 'critical') {

@@ -1,9 +1,8 @@
-import { readdir } from 'node:fs/promises';
 import type { Queue } from 'bullmq';
 import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { listConsumers } from '../../consumers/registry.js';
-import { MIGRATIONS_DIR, MIGRATIONS_TABLE } from '../../db/migrate.js';
+import { migrationNames, MIGRATIONS_TABLE } from '../../db/migrate.js';
 
 export const ReadinessSchema = z.object({
   ready: z.boolean(),
@@ -45,9 +44,9 @@ export async function readiness(pool: DatabasePool, redisQueue: Queue, timeoutMs
 }
 
 export async function pendingMigrations(pool: DatabasePool): Promise<string[]> {
-  const files = (await readdir(MIGRATIONS_DIR)).filter((f) => /\.(sql|js|ts|cjs|mjs)$/.test(f)).map((f) => f.replace(/\.[^.]+$/, ''));
+  const files = migrationNames();
   const exists = await pool.oneFirst(sql.type(z.object({ t: z.boolean() }))`SELECT to_regclass(${MIGRATIONS_TABLE}) IS NOT NULL AS t`);
-  if (!exists) return files.sort();
+  if (!exists) return files;
   const applied = new Set(await pool.anyFirst(sql.type(z.object({ name: z.string() }))`SELECT name FROM ${sql.identifier([MIGRATIONS_TABLE])}`));
-  return files.filter((f) => !applied.has(f)).sort();
+  return files.filter((f) => !applied.has(f));
 }

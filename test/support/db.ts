@@ -58,6 +58,7 @@ export async function waitFor<T>(fn: () => Promise<T> | T, { timeoutMs = 30_000,
   }
 }
 
+/** A BullMQ prefix of this test run (HDT_TEST_RUN, set by the global setup), deleted from Redis when the run ends. */
 export function testPrefix(label: string): string {
-  return `{hdt-test-${label}-${randomBytes(3).toString('hex')}}`;
+  return `{hdt-test-${process.env.HDT_TEST_RUN ?? 'adhoc'}-${label}-${randomBytes(3).toString('hex')}}`;
 }

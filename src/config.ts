@@ -6,8 +6,14 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
   .transform((v) => ['true', '1', 'yes', 'on'].includes(v));
 
+// Messages in the operator's words ("must be a whole number"), not the library's ("Expected number, received nan").
 const int = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z.coerce.number().int().min(min).max(max).default(def);
+  z.coerce
+    .number({ invalid_type_error: 'must be a whole number' })
+    .int('must be a whole number')
+    .min(min, `must be at least ${min}`)
+    .max(max, `must be at most ${max}`)
+    .default(def);
 
 const urlWithScheme = (schemes: string[]) =>
   z
@@ -94,10 +100,18 @@ export class ConfigError extends Error {
   }
 }
 
+/** zod's defaults read like library internals; a setting's error should say what the value must be. */
+const operatorWords: z.ZodErrorMap = (issue, ctx) => {
+  if (issue.code === z.ZodIssueCode.invalid_type && issue.expected === 'number') return { message: 'must be a number' };
+  if (issue.code === z.ZodIssueCode.invalid_enum_value) return { message: `must be one of ${issue.options.join(', ')}` };
+  if (issue.code === z.ZodIssueCode.invalid_string && issue.validation === 'url') return { message: 'must be a URL such as scheme://host:port/…' };
+  return { message: ctx.defaultError };
+};
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Empty strings mean "unset" so `FOO= npm start` behaves like no FOO at all.
   const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
-  const result = ConfigSchema.safeParse(cleaned);
+  const result = ConfigSchema.safeParse(cleaned, { errorMap: operatorWords });
   if (!result.success) {
     throw new ConfigError(
       result.error.issues.map((i) => {

@@ -47,8 +47,14 @@ export interface RouteDef<P extends z.ZodTypeAny = z.ZodTypeAny, Q extends z.Zod
 
 export const defineRoute = <P extends z.ZodTypeAny, Q extends z.ZodTypeAny, B extends z.ZodTypeAny>(r: RouteDef<P, Q, B>): RouteDef => r as unknown as RouteDef;
 
-function parse(schema: z.ZodTypeAny | undefined, value: unknown): unknown {
+function parse(schema: z.ZodTypeAny | undefined, value: unknown, part?: 'body'): unknown {
   if (!schema) return undefined;
+  if (part === 'body' && value == null && !schema.isOptional()) {
+    // zod would say "Required" with an empty field name; say what is missing.
+    const shape = schema instanceof z.ZodObject ? (schema.shape as Record<string, z.ZodTypeAny>) : {};
+    const required = Object.entries(shape).filter(([, f]) => !f.isOptional()).map(([k]) => k);
+    throw invalidRequest([{ field: 'body', message: `a JSON body is required${required.length ? ` (an object with ${required.join(', ')})` : ''}` }]);
+  }
   const r = schema.safeParse(value);
   if (!r.success) throw invalidRequest(issuesOf(r.error));
   return r.data;
@@ -66,7 +72,7 @@ export function mountRoutes(app: FastifyInstance, routes: readonly RouteDef[], a
         assertStorable(req.body);
         const params = parse(r.params, req.params);
         const query = parse(r.query, req.query ?? {});
-        const body = parse(r.body, req.body);
+        const body = parse(r.bodyRequired === false ? r.body?.optional() : r.body, req.body, 'body');
         const out = await r.handler({ params, query, body, req, reply } as never);
         reply.code(out.status ?? 200);
         if (out.headers) reply.headers(out.headers);

@@ -32,7 +32,13 @@ export function operationsRoutes(c: Container, replay: ReplayApi) {
       responses: {
         202: {
           description: 'Enqueued; a rebuild of the same projection already waiting or running is returned instead (`alreadyQueued: true`, same job id)',
-          data: z.object({ jobId: z.string(), projections: z.array(z.string()), statusUrl: z.string(), alreadyQueued: z.boolean() }),
+          data: z.object({
+            jobId: z.string(),
+            projections: z.array(z.string()),
+            statusUrl: z.string(),
+            alreadyQueued: z.boolean(),
+            warning: z.string().optional().describe('Set when no replay worker is running: the job waits until one starts'),
+          }),
         },
       },
       errors: [400, 404, 409],
@@ -40,7 +46,10 @@ export function operationsRoutes(c: Container, replay: ReplayApi) {
         const request = { projection: params.name, from: body?.from, chunk: body?.chunk };
         try {
           const { jobId, projections, alreadyQueued } = await replay.enqueue(request);
-          return { status: 202, data: { jobId, projections, alreadyQueued, statusUrl: `/api/events/replays/${encodeURIComponent(jobId)}` } };
+          // A rebuild nobody will run would sit in `waiting` without a word: say so.
+          const idle = (await c.queues.replay.getWorkers().catch(() => [1])).length === 0;
+          const warning = idle ? 'no replay worker is running: the rebuild waits until one starts (run `npm run replay`, the replay process of the Procfile, or `npm start`)' : undefined;
+          return { status: 202, data: { jobId, projections, alreadyQueued, statusUrl: `/api/events/replays/${encodeURIComponent(jobId)}`, ...(warning ? { warning } : {}) } };
         } catch (error) {
           // Matched by name: the replay module owns that class.
           if ((error as Error).name === 'ReplayInProgressError') throw new HttpError(409, 'replay_in_progress', (error as Error).message);

@@ -72,7 +72,7 @@ const app = await startAllInOne(config, logger).catch((error: NodeJS.ErrnoExcept
   process.exit(EXIT.PORT_IN_USE);
 });
 console.log(
-  formatBanner({ config, apiUrl: app.web?.url ?? null, generatedToken, databaseCreated, migrationsApplied, replay: app.replay, demo: app.demo !== null, logFile: config.NODE_ENV === 'production' ? undefined : LOG_FILE }),
+  formatBanner({ config, apiUrl: app.web?.url ?? null, generatedToken, databaseCreated, migrationsApplied, replay: app.replay, demo: app.demo !== null, logFile: config.NODE_ENV === 'production' ? undefined : LOG_FILE, demoWebhook: app.receiver?.url }),
 );
 
 let previous: DemoStatus | undefined;

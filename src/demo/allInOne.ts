@@ -4,6 +4,7 @@ import { startWorkerHost } from '../app/workerHost.js';
 import type { Config } from '../config.js';
 import { importOptional } from './optionalModule.js';
 import { startDemoScraper, type DemoScraper } from './scraper.js';
+import { startDemoReceiver, type DemoReceiver } from './webhookReceiver.js';
 import { describeWebServer, type StartedWebServer } from './webServer.js';
 
 type StartWebServer = (c: Container) => unknown;
@@ -14,6 +15,8 @@ export interface AllInOne {
   web: StartedWebServer | null;
   replay: boolean;
   demo: DemoScraper | null;
+  /** The demo's local alert webhook receiver (goes down now and then), when no ALERT_WEBHOOK_URL is set. */
+  receiver: DemoReceiver | null;
   /** Stops producing, stops taking work, drains within the grace period, closes connections. */
   close(): Promise<{ timedOut: boolean }>;
 }
@@ -24,7 +27,13 @@ export interface AllInOne {
  * so this keeps working in a checkout where they are not there yet.
  */
 export async function startAllInOne(config: Config, logger: Logger): Promise<AllInOne> {
-  const container = await createContainer(config, logger);
+  // With the demo on and no receiver of its own, alerts go to a local one that fails now and then.
+  const receiver = config.DEMO === 'on' && config.DEMO_RATE > 0 && !config.ALERT_WEBHOOK_URL ? await startDemoReceiver() : null;
+  if (receiver) config = { ...config, ALERT_WEBHOOK_URL: receiver.url };
+  const container = await createContainer(config, logger).catch(async (error: unknown) => {
+    await receiver?.close();
+    throw error;
+  });
   // Stopped in this order: producers first, then consumers (drained in parallel), then connections.
   let demo: DemoScraper | null = null;
   let web: StartedWebServer | null = null;
@@ -36,6 +45,7 @@ export async function startAllInOne(config: Config, logger: Logger): Promise<All
     if (web) await quietly(web.close());
     await Promise.all(drains.map((d) => quietly(d())));
     await quietly(container.close());
+    if (receiver) await quietly(receiver.close());
   };
   try {
     const host = await startWorkerHost(container, ['handlers', 'projections', 'relay']);
@@ -63,6 +73,7 @@ export async function startAllInOne(config: Config, logger: Logger): Promise<All
       web,
       replay: replayModule.available,
       demo,
+      receiver,
       async close() {
         await closeAll();
         return { timedOut };

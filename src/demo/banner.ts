@@ -12,6 +12,8 @@ export interface BannerInput {
   demo: boolean;
   /** Where the log goes when not to the terminal. */
   logFile?: string;
+  /** URL of the demo's flaky local webhook receiver, when it runs. */
+  demoWebhook?: string;
 }
 
 /**
@@ -47,6 +49,7 @@ export function formatBanner(b: BannerInput): string {
     b.demo
       ? `  demo         ~${config.DEMO_RATE} events/s from simulated platforms (DEMO_RATE=… to change, DEMO=off to disable)`
       : '  demo         off (DEMO=on to simulate scrapers)',
+    ...(b.demoWebhook ? [`  webhook      ${b.demoWebhook}   (demo receiver: down 30 s every 5 min from the first minute, so some alerts fail: see open failures)`] : []),
     ...(b.logFile ? [`  logs         ${b.logFile}   (errors also here; read it with npx pino-pretty < ${b.logFile})`] : []),
     '',
     'A status line follows every 5 s. Press Ctrl-C to stop.',

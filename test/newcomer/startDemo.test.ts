@@ -1,8 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ADMIN_URL, dbUrl, testPrefix, waitFor } from '../support/db.js';
-import { spawnTs, stopAll, type Spawned } from '../support/processes.js';
+import { ROOT, spawnTs, stopAll, type Spawned } from '../support/processes.js';
 
 const GRACE_MS = 10_000;
 // Not created here: `npm start` must create it, as it does on a newcomer's machine.
@@ -83,6 +86,15 @@ describe('npm start on real Postgres and Redis', () => {
       const basic = `Basic ${Buffer.from(`admin:${token}`).toString('base64')}`;
       expect((await fetch(`${api}/admin/queues`, { headers: { authorization: basic } })).status).toBe(200);
       expect((await fetch(`${api}/admin/queues`)).status).toBe(401);
+      // The printed export line, pasted into a shell, makes README's curl lines (`T=$API_TOKEN`) work.
+      const exportLine = /^\s+shell\s+(export API_TOKEN=\S+)/m.exec(out)?.[1];
+      expect(exportLine).toBe(`export API_TOKEN=${token}`);
+      const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+      const firstLine = /```bash\n(T=\$API_TOKEN; U=http:\/\/127\.0\.0\.1:3000)\n/.exec(readme)?.[1];
+      expect(firstLine).toBeDefined();
+      const curl = `${exportLine}\n${firstLine!.replace('http://127.0.0.1:3000', api)}\ncurl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $T" $U/api/events/overview`;
+      const { API_TOKEN: _drop, ...clean } = process.env;
+      expect(execFileSync('bash', ['-c', curl], { env: clean, encoding: 'utf8' })).toBe('200');
     } else {
       expect(out).toContain('API          not available yet');
     }

@@ -1,5 +1,5 @@
 # One image for every process; docker-compose.yml / the platform picks the command (see Procfile).
-FROM node:20-slim
+FROM node:22-slim
 
 WORKDIR /app
 ENV NODE_ENV=production

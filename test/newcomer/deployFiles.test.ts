@@ -95,8 +95,8 @@ describe('docker-compose.yml', () => {
 
 describe('Dockerfile', () => {
   const dockerfile = read('Dockerfile');
-  it('builds compiled JavaScript on node:20-slim with the lockfile', () => {
-    expect(dockerfile).toMatch(/^FROM node:20-slim$/m);
+  it('builds compiled JavaScript on node:22-slim (Node 20 reached end of life in April 2026) with the lockfile', () => {
+    expect(dockerfile).toMatch(/^FROM node:22-slim$/m);
     expect(dockerfile).toMatch(/npm ci\b/);
     expect(dockerfile).toMatch(/npm run build/);
     expect(dockerfile).toMatch(/^CMD \["node", ("--[\w-]+(=\S+)?", )*"dist\/workers\/worker\.js"\]$/m);

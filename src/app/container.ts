@@ -76,7 +76,11 @@ export async function createContainer(config: Config, logger: Logger, options: C
   const queuesRef: { handlers?: Queue } = {};
   const faults = new FaultMonitor(logger, {
     probes: {
-      postgres: async () => void (await pool.query(sql.unsafe`SELECT 1`)),
+      // Back means writable: a server in recovery or read-only (a failover half done) is still down.
+      postgres: async () => {
+        const writable = await pool.oneFirst(sql.unsafe`SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off' AS writable`);
+        if (writable !== true) throw new Error('PostgreSQL answers but is read-only (in recovery or failing over)');
+      },
       redis: async () => void (await queuesRef.handlers!.getJobCounts('waiting')),
     },
     onFault: (service) => infrastructureFaults.inc({ service }),

@@ -50,6 +50,8 @@ const [{ onShutdownSignal }, { runMigrations }, { startAllInOne }, { formatBanne
   import('../src/logger.js'),
 ]);
 const logger = await startLogger(config);
+// OTEL_EXPORTER_OTLP_ENDPOINT et al.: off (and free) when unset (README, Tracing).
+const tracing = await (await import('../src/app/tracingSdk.js')).startTracingFromEnv(logger);
 
 let migrationsApplied: number;
 try {
@@ -96,6 +98,7 @@ onShutdownSignal(logger, async () => {
   }, config.SHUTDOWN_GRACE_MS + 5000).unref();
   const { timedOut } = await app.close();
   if (timedOut) logger.warn('some jobs were cut short; they will run again on the next start');
+  await tracing?.shutdown();
 });
 
 /** Readable logs in a terminal when pino-pretty (a dev dependency) is installed; JSON otherwise. */

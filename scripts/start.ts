@@ -52,6 +52,8 @@ const [{ onShutdownSignal }, { runMigrations }, { startAllInOne }, { formatBanne
   import('../src/logger.js'),
 ]);
 const logger = await startLogger(config);
+// OTEL_EXPORTER_OTLP_ENDPOINT et al.: off (and free) when unset (README, Tracing).
+const tracing = await (await import('../src/app/tracingSdk.js')).startTracingFromEnv(logger);
 
 let migrationsApplied: number;
 try {
@@ -98,6 +100,7 @@ onShutdownSignal(logger, async () => {
   }, config.SHUTDOWN_GRACE_MS + 5000).unref();
   const { timedOut } = await app.close();
   if (timedOut) logger.warn('some jobs were cut short; they will run again on the next start');
+  await tracing?.shutdown();
 });
 
 /**

@@ -55,6 +55,14 @@ describe('layering', () => {
     }
   });
 
+  it('hot paths import only the OpenTelemetry API; the SDK is wired (and loaded only when tracing is on) in src/app/tracingSdk.ts', () => {
+    for (const f of files(SRC)) {
+      if (relative(SRC, f) === 'app/tracingSdk.ts') continue;
+      const otel = [...readFileSync(f, 'utf8').matchAll(/from '(@opentelemetry\/[^']+)'/g)].map((m) => m[1]);
+      expect({ file: relative(ROOT, f), otel: otel.filter((m) => m !== '@opentelemetry/api') }).toEqual({ file: relative(ROOT, f), otel: [] });
+    }
+  });
+
   it('the consumer pipeline owns its tables: no SQL on consumer_owed, owed_batches, event_consumers or event_processing_failures elsewhere', () => {
     for (const f of files(SRC)) {
       if (folderOf(f) === 'consumers') continue;

@@ -9,6 +9,7 @@ import { createLogger } from '../logger.js';
 import { createContainer, type Container } from './container.js';
 import { checkServices, PreflightError } from './preflight.js';
 import { onShutdownSignal } from './process.js';
+import { startTracingFromEnv } from './tracingSdk.js';
 
 export interface ProcessOptions {
   /**
@@ -37,6 +38,8 @@ export async function runProcess(start: (c: Container) => Promise<() => Promise<
     throw error;
   }
   const logger = createLogger(config.LOG_LEVEL);
+  // OTEL_EXPORTER_OTLP_ENDPOINT et al.: off (and free) when unset (README, Tracing).
+  const tracing = await startTracingFromEnv(logger, env);
   const holding = options.holdingServer ? await holdingServer(config, logger) : null;
   let stopWaiting = false;
   const unsubscribe = onShutdownSignal(logger, async () => {
@@ -76,6 +79,7 @@ export async function runProcess(start: (c: Container) => Promise<() => Promise<
   onShutdownSignal(logger, async () => {
     await stop();
     await container.close();
+    await tracing?.shutdown();
   });
 }
 

@@ -1,6 +1,7 @@
 import type { JobsOptions } from 'bullmq';
 import { sql, type DatabasePool } from 'slonik';
 import type { OutboxEntry, Publisher } from '../eventBus/publisher.js';
+import { isTracingEnabled, linkToEventTraces, MAX_LINKS, SpanKind, withSpan } from '../tracing.js';
 import { BATCH_JOB_NAME, jobOptions, SHARED_QUEUE, type HandlerJobData, type ProjectionJobData, type RetryPolicy } from './jobs.js';
 import { convertOutbox, markDueNow, staleOutboxEntries, type OwedRow } from './owedWork.js';
 import type { ConsumerQueues } from './queues.js';
@@ -52,10 +53,14 @@ export class JobPublisher implements Publisher {
     this.checkRedisRecentlyFailed();
     const entries = await staleOutboxEntries(this.pool, limit, minAgeMs);
     if (entries.length === 0) return { moved: 0, more: false };
-    const { moved, owed } = await convertOutbox(this.pool, { entries, batchSize: this.options.batchSize, dueMs: this.options.redeliverAfterMs });
-    await this.enqueueOwed(owed);
-    // A full page means more may be waiting (even if another relay took some of this one).
-    return { moved, more: entries.length === limit };
+    // Rows of many traces: the sweep is a root span linked to them (README, Tracing).
+    return withSpan('relay sweep', { kind: SpanKind.PRODUCER, root: true, attributes: { 'hdt.events': entries.length } }, async (span) => {
+      if (span) linkToEventTraces(span, await traceContextsOf(this.pool, entries));
+      const { moved, owed } = await convertOutbox(this.pool, { entries, batchSize: this.options.batchSize, dueMs: this.options.redeliverAfterMs });
+      await this.enqueueOwed(owed);
+      // A full page means more may be waiting (even if another relay took some of this one).
+      return { moved, more: entries.length === limit };
+    });
   }
 
   async wakeRelays(): Promise<void> {
@@ -66,13 +71,13 @@ export class JobPublisher implements Publisher {
     if (owed.length === 0) return;
     const { handlerJobs, projectionJobs } = jobsOf(owed, jobOptions(this.defaults));
     try {
-      await withTimeout(
+      await withSpan('enqueue', { kind: SpanKind.PRODUCER, attributes: isTracingEnabled() ? { 'hdt.job_ids': [...handlerJobs, ...projectionJobs].map((j) => j.opts.jobId!) } : undefined }, () => withTimeout(
         Promise.all([
           handlerJobs.length ? this.queues.handlers.addBulk(handlerJobs) : null,
           projectionJobs.length ? this.queues.projections.addBulk(projectionJobs) : null,
         ]),
         this.options.enqueueTimeoutMs ?? 3000,
-      );
+      ));
       this.blockMs = 0;
     } catch (error) {
       this.blockMs = Math.min(5000, Math.max(500, this.blockMs * 2));
@@ -111,6 +116,14 @@ export function jobsOf(owed: readonly OwedRow[], opts: JobsOptions) {
     }
   }
   return { handlerJobs, projectionJobs };
+}
+
+/** The distinct trace contexts of these events (only read when tracing is on). */
+async function traceContextsOf(pool: DatabasePool, entries: readonly OutboxEntry[]): Promise<{ id: string; metadata: Record<string, unknown> }[]> {
+  return (await pool.any(sql.unsafe`
+    SELECT DISTINCT ON (metadata->>'traceparent') id::text AS id, jsonb_build_object('traceparent', metadata->>'traceparent', 'tracestate', metadata->>'tracestate') AS metadata
+    FROM event_store WHERE id = ANY(${sql.array(entries.map((e) => e.eventId), 'uuid')}) AND metadata ? 'traceparent'
+    LIMIT ${MAX_LINKS}`)) as { id: string; metadata: Record<string, unknown> }[];
 }
 
 /** A producer must not hang on a Redis that is down or reconnecting: the owed rows cover it. */

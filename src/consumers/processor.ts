@@ -7,6 +7,7 @@ import type { HandlerBatchResult, HandlerRunner } from '../handlers/HandlerRunne
 import type { SettleSql } from '../db/statements.js';
 import { unprocessedEvents } from '../handlers/ledger.js';
 import { countConsumerRun } from '../metrics/metrics.js';
+import { SpanKind, withSpan } from '../tracing.js';
 import { parkUnapplied } from '../projections/checkpoints.js';
 import type { Projection } from '../projections/Projection.js';
 import type { CatchUpResult, ProjectionRunner } from '../projections/ProjectionRunner.js';
@@ -67,7 +68,16 @@ export class ConsumerJobProcessor {
     return this.handlers.has(consumer) || this.projections.has(consumer);
   }
 
+  /** A job covers events of many traces: its span is a root LINKED to them; each consumer's run is a span in each trace (README, Tracing). */
   async handlerJob(job: Job<HandlerJobData>): Promise<{ consumers: number; handedOver: number; forwarded: number }> {
+    return withSpan(`job ${job.queueName}`, jobSpanOptions(job), () => this.runHandlerJob(job));
+  }
+
+  async projectionJob(job: Job<ProjectionJobData>): Promise<{ consumers: number; handedOver: number; forwarded: number }> {
+    return withSpan(`job ${job.queueName}`, jobSpanOptions(job), () => this.runProjectionJob(job));
+  }
+
+  private async runHandlerJob(job: Job<HandlerJobData>): Promise<{ consumers: number; handedOver: number; forwarded: number }> {
     const t0 = performance.now();
     const data = job.data;
     const own = job.queueName !== SHARED_QUEUE.handler;
@@ -116,7 +126,7 @@ export class ConsumerJobProcessor {
     return { consumers: data.consumers.length, handedOver, forwarded: notMine.length };
   }
 
-  async projectionJob(job: Job<ProjectionJobData>): Promise<{ consumers: number; handedOver: number; forwarded: number }> {
+  private async runProjectionJob(job: Job<ProjectionJobData>): Promise<{ consumers: number; handedOver: number; forwarded: number }> {
     const t0 = performance.now();
     const data = job.data;
     const own = job.queueName !== SHARED_QUEUE.projection;
@@ -298,3 +308,10 @@ export class ConsumerJobProcessor {
   }
 }
 
+function jobSpanOptions(job: Job<ConsumerJobData>) {
+  return {
+    kind: SpanKind.CONSUMER,
+    root: true,
+    attributes: { 'messaging.system': 'bullmq', 'messaging.destination.name': job.queueName, 'messaging.message.id': job.id ?? '', 'hdt.attempt': job.attemptsMade + 1 },
+  };
+}

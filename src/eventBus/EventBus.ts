@@ -5,6 +5,7 @@ import { eventRegistry, EventValidationError } from '../domain/index.js';
 import { ConcurrencyError, IdempotencyConflictError } from '../eventStore/errors.js';
 import type { PostgresEventStore, StreamAppend } from '../eventStore/PostgresEventStore.js';
 import { EventMetadataSchema, ExpectedVersionSchema, type EventMetadata, type ExpectedVersion } from '../eventStore/types.js';
+import { activeTraceHeaders, SpanKind, withSpan } from '../tracing.js';
 import type { OutboxEntry, Publisher } from './publisher.js';
 
 export interface DispatchInput {
@@ -43,8 +44,13 @@ export class EventBus {
 
   /** All stored or none (one transaction across streams), then enqueued. */
   async dispatchMany(inputs: readonly DispatchInput[]): Promise<DispatchResult[]> {
+    // The dispatch span (a child of the request's, or a new root) is the trace every consumer of these events continues.
+    return withSpan('dispatch', { kind: SpanKind.PRODUCER, attributes: { 'hdt.events': inputs.length } }, () => this.dispatchManyTraced(inputs));
+  }
+
+  private async dispatchManyTraced(inputs: readonly DispatchInput[]): Promise<DispatchResult[]> {
     const { appends, order } = this.prepare(inputs);
-    const results = await this.store.appendMany(appends);
+    const results = await this.append(appends);
     const out = order.map(({ append, index }) => {
       const r = results[append]!;
       const e = r.events[index]!;
@@ -58,8 +64,12 @@ export class EventBus {
 
   /** Returns as soon as the events are stored; enqueueing continues in the background. */
   async dispatchAsync(input: DispatchInput): Promise<DispatchResult> {
+    return withSpan('dispatch', { kind: SpanKind.PRODUCER, attributes: { 'hdt.events': 1 } }, () => this.dispatchAsyncTraced(input));
+  }
+
+  private async dispatchAsyncTraced(input: DispatchInput): Promise<DispatchResult> {
     const { appends } = this.prepare([input]);
-    const [r] = await this.store.appendMany(appends);
+    const [r] = await this.append(appends);
     const e = r!.events[0]!;
     const result = { id: e.id, type: input.type, streamId: r!.streamId, version: e.version, position: e.position, alreadyStored: r!.alreadyStored };
     if (!result.alreadyStored) {
@@ -88,8 +98,14 @@ export class EventBus {
     }
   }
 
+  private append(appends: StreamAppend[]) {
+    return withSpan('eventStore.append', { attributes: { 'hdt.streams': appends.length } }, () => this.store.appendMany(appends));
+  }
+
   private prepare(inputs: readonly DispatchInput[]) {
     if (inputs.length === 0) throw new EventValidationError([{ field: 'events', message: 'at least one event is required' }]);
+    // With tracing on, every event records the dispatch span's W3C trace context (README, Tracing).
+    const traceHeaders = activeTraceHeaders();
     const appends: (StreamAppend & { expectedGiven: boolean })[] = [];
     const byStream = new Map<string, number>();
     const order: { append: number; index: number }[] = [];
@@ -114,7 +130,7 @@ export class EventBus {
         type: event.type,
         schemaVersion: eventRegistry.currentVersion(event.type),
         payload: event.payload,
-        metadata,
+        metadata: traceHeaders ? { ...metadata, ...traceHeaders } : metadata,
         occurredAt: input.occurredAt,
       });
     });
@@ -126,7 +142,7 @@ export class EventBus {
     if (results.length === 0) return;
     const entries: OutboxEntry[] = results.map((r) => ({ position: r.position, eventId: r.id, streamId: r.streamId, eventType: r.type }));
     try {
-      await this.publisher.publish(entries);
+      await withSpan('publish', { kind: SpanKind.PRODUCER, attributes: { 'hdt.events': entries.length } }, () => this.publisher.publish(entries));
     } catch (error) {
       this.logger.warn({ err: (error as Error).message, events: entries.length }, 'enqueue after append failed; the outbox relay will deliver these events');
       await this.publisher.wakeRelays().catch(() => {});

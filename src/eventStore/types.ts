@@ -9,6 +9,9 @@ export const EventMetadataSchema = z
     causation_id: z.string().min(1).max(128).optional(),
     source: z.string().min(1).max(128).optional(),
     actor: z.string().min(1).max(128).optional(),
+    // W3C trace context of the dispatch that stored the event (README, Tracing); consumers continue that trace.
+    traceparent: z.string().regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, 'a W3C traceparent: version-traceid-spanid-flags in lower-case hex').optional(),
+    tracestate: z.string().max(512).optional(),
   })
   .catchall(metaValue)
   .refine((m) => Object.keys(m).length <= 32, { message: 'at most 32 metadata keys' });

@@ -7,6 +7,7 @@ import type { OutboxEntry, Publisher } from '../eventBus/publisher.js';
 import type { PostgresEventStore } from '../eventStore/PostgresEventStore.js';
 import { rowToEvent, type StoredEvent, type StoredEventRowType, type Upcaster } from '../eventStore/types.js';
 import { isInfrastructureError } from '../faults.js';
+import { inEventTrace, isTracingEnabled, recordConsumerRun, spanClock } from '../tracing.js';
 import { flushPlatformStats } from './alerting.js';
 import { defineTicketCacheCommand } from './ticketCache.js';
 import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerSettings, PlatformStatsDelta } from './Handler.js';
@@ -179,7 +180,8 @@ export class HandlerRunner {
         continue;
       }
       try {
-        const record = await handler.handle(e as unknown as HandledEvent, ctx);
+        // In the event's trace: a webhook call is a span of it and sends its traceparent.
+        const record = await inEventTrace(e, () => handler.handle(e as unknown as HandledEvent, ctx));
         await this.deps.pool.transaction(async (tx) => {
           const claimed = await tx.any(sql.unsafe`INSERT INTO event_handler_ledger (handler, event_id) VALUES (${handler.name}, ${e.id}) ON CONFLICT DO NOTHING RETURNING event_id`);
           if (claimed.length && record) await record(tx);
@@ -236,6 +238,7 @@ export class HandlerRunner {
     const shared = loaded.length >= SHARED_TRANSACTION_MIN_EVENTS ? busy.filter((u) => !u.handler.isolated && !u.handler.external) : [];
     const alone = shared.length > 1 ? busy.filter((u) => u.handler.isolated || u.handler.external) : busy;
     const runAlone = (u: (typeof units)[number]) => this.runEvents(u.handler, u.events, options).then((r) => void results.set(u.handler.name, r));
+    const startedAt = spanClock();
     await Promise.all([
       shared.length > 1
         ? this.runInTransaction(shared, options.settle, options.onEmitted).then(
@@ -244,7 +247,11 @@ export class HandlerRunner {
           )
         : null,
       ...alone.map(runAlone),
-    ]);
+    ]).catch((error: unknown) => {
+      traceRuns(busy, results, startedAt, error);
+      throw error;
+    });
+    traceRuns(busy, results, startedAt);
     return results;
   }
 
@@ -350,6 +357,16 @@ export class HandlerRunner {
       await this.deps.publisher.publish(emitted).catch((err: Error) => this.deps.logger.warn({ err: err.message }, 'enqueue of emitted events failed; the relay will deliver them'));
     }
     return processed;
+  }
+}
+
+/** Each handler's run over the batch, as spans in its events' traces (README, Tracing). */
+function traceRuns(units: readonly { handler: EventHandler; events: readonly StoredEvent[] }[], results: Map<string, HandlerBatchResult>, startedAt: number, error?: unknown): void {
+  if (!isTracingEnabled()) return;
+  for (const u of units) {
+    const failed = results.get(u.handler.name)?.failed;
+    const failure = failed?.length ? { error: failed[0]!.error, eventIds: new Set(failed.map((f) => f.eventId)) } : error !== undefined && !results.has(u.handler.name) ? { error } : undefined;
+    recordConsumerRun('handler', u.handler.name, u.events, startedAt, failure);
   }
 }
 

@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { sql } from 'slonik';
 import { redactUrl, scrubSecrets } from '../config.js';
+import { activeTraceHeaders, SpanKind, withSpan } from '../tracing.js';
 import type { EventHandler } from './Handler.js';
 
 export const SIGNATURE_HEADER = 'x-hdt-signature';
@@ -52,17 +53,22 @@ export const AlertNotificationHandler: EventHandler = {
       target.username = '';
       target.password = '';
     }
-    let res: Response;
-    try {
-      res = await fetch(target, { method: 'POST', headers, body, signal: AbortSignal.timeout(webhookTimeoutMs) });
-    } catch (error) {
-      const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      const reason = scrubSecrets(cause?.code ?? cause?.message ?? (error as Error).message, webhookUrl);
-      throw new Error(`alert webhook ${redactUrl(webhookUrl)} unreachable: ${reason}`);
-    }
-    await res.arrayBuffer().catch(() => undefined);
-    if (!res.ok) throw new Error(`alert webhook ${redactUrl(webhookUrl)} answered HTTP ${res.status}`);
-    const status = res.status;
+    // One span per delivery attempt, in the alert's trace (the runner made it active); the receiver gets its traceparent.
+    const status = await withSpan('webhook delivery', { kind: SpanKind.CLIENT, attributes: { 'http.request.method': 'POST', 'hdt.event_id': e.id, 'hdt.alert_id': p.alertId } }, async (span) => {
+      Object.assign(headers, activeTraceHeaders());
+      let res: Response;
+      try {
+        res = await fetch(target, { method: 'POST', headers, body, signal: AbortSignal.timeout(webhookTimeoutMs) });
+      } catch (error) {
+        const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+        const reason = scrubSecrets(cause?.code ?? cause?.message ?? (error as Error).message, webhookUrl);
+        throw new Error(`alert webhook ${redactUrl(webhookUrl)} unreachable: ${reason}`);
+      }
+      await res.arrayBuffer().catch(() => undefined);
+      span?.setAttribute('http.response.status_code', res.status);
+      if (!res.ok) throw new Error(`alert webhook ${redactUrl(webhookUrl)} answered HTTP ${res.status}`);
+      return res.status;
+    });
     return async (tx) => {
       await tx.query(sql.unsafe`
         INSERT INTO alert_deliveries (event_id, alert_id, response_code) VALUES (${e.id}, ${p.alertId}, ${status})

@@ -96,10 +96,17 @@ export async function emitAlerts(handlerName: string, source: HandledEvent, c: A
       id: deterministicUuid(handlerName, source.id, m.monitorId),
       type: 'AlertTriggered',
       payload: { alertId, monitorId: m.monitorId, userId: m.userId, ticketId: c.ticketId, platform: c.platform, eventName: c.eventName, price: c.price, reason: c.reason, quantity: c.quantity },
-      metadata: { causation_id: source.id, correlation_id: (source.metadata.correlation_id as string | undefined) ?? source.id, source: handlerName },
+      metadata: { causation_id: source.id, correlation_id: (source.metadata.correlation_id as string | undefined) ?? source.id, source: handlerName, ...traceOf(source) },
     });
   }
   return matches.length;
+}
+
+/** The source's trace context, copied as stored (whether tracing is on here or not): an alert's processing continues its source's trace. */
+function traceOf(source: HandledEvent): { traceparent?: string; tracestate?: string } {
+  const { traceparent, tracestate } = source.metadata as { traceparent?: unknown; tracestate?: unknown };
+  if (typeof traceparent !== 'string') return {};
+  return typeof tracestate === 'string' ? { traceparent, tracestate } : { traceparent };
 }
 
 /** A ticket's state after each of its events: what a price change is judged against. */

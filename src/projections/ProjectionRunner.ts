@@ -2,6 +2,7 @@ import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { asOneStatement, type SettleSql } from '../db/statements.js';
 import { isInfrastructureError } from '../faults.js';
 import { rowToEvent, type StoredEvent, type StoredEventRowType, type Upcaster } from '../eventStore/types.js';
+import { isTracingEnabled, recordConsumerRun, spanClock } from '../tracing.js';
 
 export { rowToEvent };
 import { documentWrites, DocumentWorkingSet, lockDocumentsMany } from './documents.js';
@@ -162,6 +163,7 @@ export class ProjectionRunner {
 
   private async catchUpSet(tx: CommonQueryMethods, items: readonly CatchUpItem[], generationOrCurrent: number | 'current', skip?: ReadonlySet<string>, settle?: SettleSql): Promise<CatchUpResult[]> {
     const results = items.map((): CatchUpResult => ({ applied: 0, streams: 0, poisoned: [], parkedSkipped: [] }));
+    const startedAt = spanClock();
     // Nothing to write but the settle statements (every projection is clean when nothing was folded).
     const settleOnly = async () => {
       const parts = settle?.(items.map((it) => it.projection.name)) ?? [];
@@ -314,6 +316,14 @@ export class ProjectionRunner {
     // Documents, checkpoints and the pipeline's settle statements of every projection in one statement.
     if (writes.length) {
       await tx.query(sql.unsafe`${asOneStatement(writes, undefined, 'w')}`);
+    }
+    // Live work only: a rebuild's folds are not runs for those events' traces.
+    if (isTracingEnabled() && generationOrCurrent === 'current') {
+      plans.forEach((plan, k) => {
+        const poisoned = results[k]!.poisoned;
+        const failure = poisoned.length ? { error: poisoned[0]!.error, eventIds: new Set(poisoned.map((p) => p.eventId)) } : undefined;
+        recordConsumerRun('projection', plan.it.projection.name, [...plan.byStream.values()].flat(), startedAt, failure);
+      });
     }
     return results;
   }

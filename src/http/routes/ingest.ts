@@ -3,6 +3,7 @@ import type { Container } from '../../app/container.js';
 import { eventRegistry, IsoDateTimeSchema } from '../../domain/index.js';
 import { EventMetadataSchema, ExpectedVersionSchema } from '../../eventStore/types.js';
 import type { DispatchInput } from '../../eventBus/EventBus.js';
+import { contextFromHeaders, SpanKind, withSpan } from '../../tracing.js';
 import { invalidRequest, issuesOf } from '../errors.js';
 import { defineRoute } from '../route.js';
 
@@ -58,7 +59,8 @@ export function ingestRoutes(c: Container) {
       errors: [400, 409, 413, 415, 422],
       async handler({ req }) {
         const { batch, events } = parseIngestBody(req.body);
-        const results = await c.bus.dispatchMany(events);
+        // The request's `traceparent` header is honoured (a new root without it): its trace is the events' trace.
+        const results = await withSpan('POST /api/events', { kind: SpanKind.SERVER, parent: contextFromHeaders(req.headers), attributes: { 'http.request.method': 'POST', 'http.route': '/api/events', 'hdt.events': events.length } }, () => c.bus.dispatchMany(events));
         const view = results.map((r) => ({ id: r.id, streamId: r.streamId, version: r.version, position: r.position }));
         const replay = results.every((r) => r.alreadyStored);
         return { status: 201, data: batch ? { events: view } : view[0], headers: replay ? { 'idempotent-replay': 'true' } : undefined };

@@ -4,7 +4,8 @@
 // events and resolved failures older than their own cut-offs. README: "Retention and archiving".
 import { Command } from 'commander';
 import { CliError, parseArgs, parseNonNegativeInt, runCli, table } from '../src/cli/runCli.js';
-import { archiveCandidates, archiveEvents, pruneFailures, pruneLedger } from '../src/eventStore/archive.js';
+import { pruneFailures, pruneLedger, settledStreams } from '../src/consumers/retention.js';
+import { archiveCandidates, archiveEvents } from '../src/eventStore/archive.js';
 
 const program = new Command('events:archive')
   .description(
@@ -52,6 +53,7 @@ await runCli(async (c) => {
       const r = await archiveEvents(c.pool, {
         before,
         chunkStreams: o.chunk,
+        settled: settledStreams,
         onChunk: (p) => {
           if (!o.json) console.log(`chunk ${p.chunk}: ${p.streams} streams, ${p.events} events archived so far`);
         },

@@ -6,7 +6,7 @@ import { refreshGauges } from '../../src/app/gauges.js';
 import { startReplayWorker } from '../../src/app/replayWorker.js';
 import { startWorkerHost, type WorkerHost } from '../../src/app/workerHost.js';
 import { createEventGenerator } from '../../src/demo/eventGenerator.js';
-import { pruneFailures, pruneLedger } from '../../src/eventStore/archive.js';
+import { pruneFailures, pruneLedger } from '../../src/consumers/retention.js';
 import { overview } from '../../src/http/queries/overview.js';
 import { registry } from '../../src/metrics/metrics.js';
 import { createReplayService, type ReplayApi } from '../../src/replay/ReplayService.js';

@@ -4,6 +4,7 @@ import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { countOpenFailures } from '../consumers/failures.js';
 import { owedSummary } from '../consumers/owedWork.js';
+import { storeSizes } from '../eventStore/archive.js';
 import { QUEUE_STATES, registry } from '../metrics/metrics.js';
 
 // Scrape-time gauges: read from Postgres/Redis when /metrics is scraped, so any web process reports
@@ -47,6 +48,15 @@ const consumerLive = new Gauge({
   registers: [registry],
 });
 const openFailures = new Gauge({ name: 'hdt_failures_open', help: 'Processing failures not resolved (open or retrying)', registers: [registry] });
+const storeEvents = new Gauge({
+  name: 'hdt_event_store_events',
+  help: 'Events by table: hot (planner estimate, pg_class.reltuples) and archive (counted by events:archive)',
+  labelNames: ['table'] as const,
+  registers: [registry],
+});
+const storeBytes = new Gauge({ name: 'hdt_event_store_bytes', help: 'pg_total_relation_size of event_store (hot) and event_store_archive (archive)', labelNames: ['table'] as const, registers: [registry] });
+const storeGrowth = new Gauge({ name: 'hdt_event_store_events_last_24h', help: 'Events recorded in the last 24 hours (growth per day)', registers: [registry] });
+const storeGrowthBytes = new Gauge({ name: 'hdt_event_store_growth_bytes_per_day', help: 'Events of the last 24 h × average bytes per hot event (estimate)', registers: [registry] });
 const scrapeErrors = new Counter({
   name: 'hdt_metrics_scrape_errors_total',
   help: 'Scrape-time gauge sources that could not be read (the gauge keeps its previous value)',
@@ -105,6 +115,15 @@ export async function refreshGauges(s: GaugeSources): Promise<void> {
         owedOldest.set({ consumer: r.consumer }, r.oldestSeconds);
         consumerLive.set({ consumer: r.consumer }, r.liveWorker ? 1 : 0);
       }
+    }),
+    guard('storage', async () => {
+      const st = await storeSizes(s.pool);
+      storeEvents.set({ table: 'hot' }, st.hotEventsEstimate);
+      storeEvents.set({ table: 'archive' }, st.archivedEvents);
+      storeBytes.set({ table: 'hot' }, st.hotBytes);
+      storeBytes.set({ table: 'archive' }, st.archivedBytes);
+      storeGrowth.set(st.eventsLast24h);
+      storeGrowthBytes.set(st.bytesPerDayEstimate);
     }),
     guard('failures', async () => {
       openFailures.set(await countOpenFailures(s.pool));

@@ -134,7 +134,7 @@ export class PostgresEventStore {
   async appendManyOn(db: CommonQueryMethods, appends: StreamAppend[]): Promise<AppendResult[]> {
     if (appends.length === 1) return [await this.appendOn(db, appends[0]!)];
     const flat = appends.flatMap((a) => a.events.map((e) => ({ a, e, id: e.id ?? randomUUID() })));
-    const stored = new Set(await db.anyFirst(sql.type(z.object({ id: z.string() }))`SELECT id FROM event_store WHERE id = ANY(${sql.array(flat.map((f) => f.id), 'uuid')})`));
+    const stored = new Set(await db.anyFirst(sql.type(z.object({ id: z.string() }))`SELECT id FROM event_store_all WHERE id = ANY(${sql.array(flat.map((f) => f.id), 'uuid')})`));
     const fresh = flat.filter((f) => !stored.has(f.id));
     const byStream = new Map<string, AppendResult>(appends.map((a) => [a.streamId, { streamId: a.streamId, nextExpectedVersion: 0, alreadyStored: true, events: [] }]));
     if (fresh.length) {
@@ -271,10 +271,12 @@ export class PostgresEventStore {
     return results as AppendResult[];
   }
 
+  // Hot and archived: re-sending an archived id answers with its stored position (the append functions
+  // raise the id conflict for archived ids of streams that have an archive, see migration 1700000000010).
   private async storedIds(db: CommonQueryMethods, ids: string[]) {
     return db.any(sql.type(StoredIdRow)`
       SELECT id, stream_id, version, global_position, transaction_id::text AS transaction_id
-      FROM event_store WHERE id = ANY(${sql.array(ids, 'uuid')}) ORDER BY stream_id, version`);
+      FROM event_store_all WHERE id = ANY(${sql.array(ids, 'uuid')}) ORDER BY stream_id, version`);
   }
 
   // Two identical retries racing each other: the loser hits the unique id index; running once more
@@ -299,7 +301,7 @@ export class PostgresEventStore {
 
   async readStream(streamId: string, options: { fromVersion?: number; limit?: number } = {}): Promise<StoredEvent[]> {
     const rows = await this.pool.any(sql.type(StoredEventRow)`
-      SELECT ${EVENT_COLUMNS} FROM event_store
+      SELECT ${EVENT_COLUMNS} FROM event_store_all
       WHERE stream_id = ${streamId} AND version >= ${options.fromVersion ?? 1}
       ORDER BY version LIMIT ${options.limit ?? 100_000}`);
     return rows.map((r) => this.toEvent(r));

@@ -40,14 +40,14 @@ const HistoryRow = z.object({ stream_id: z.string(), event_type: z.string(), pay
 
 /**
  * The start/stop history of every monitor that was ever started for one of these fixtures, read from
- * the store in global order (transaction id, position): by monitor stream.
+ * the store (hot and archived: a monitor started long ago is still active) in global order (transaction id, position): by monitor stream.
  */
 async function monitorHistories(tx: CommonQueryMethods, fixtures: readonly string[]): Promise<Map<string, MonitorStep[]>> {
   const rows = await tx.any(sql.type(HistoryRow)`
     SELECT m.stream_id, m.event_type, m.payload, m.transaction_id::text AS transaction_id, m.global_position
-    FROM event_store m
+    FROM event_store_all m
     WHERE m.event_type IN ('MonitoringStarted', 'MonitoringStopped')
-      AND m.stream_id IN (SELECT stream_id FROM event_store WHERE event_type = 'MonitoringStarted' AND payload->>'eventName' = ANY(${sql.array([...fixtures], 'text')}))
+      AND m.stream_id IN (SELECT stream_id FROM event_store_all WHERE event_type = 'MonitoringStarted' AND payload->>'eventName' = ANY(${sql.array([...fixtures], 'text')}))
     ORDER BY m.stream_id, m.transaction_id, m.global_position`);
   const out = new Map<string, MonitorStep[]>();
   for (const r of rows) {
@@ -127,7 +127,7 @@ export async function ticketStates(tx: CommonQueryMethods, upTo: ReadonlyMap<str
   const rows = await tx.any(sql.type(TicketRow)`
     SELECT e.stream_id, e.version, e.event_type, e.payload
     FROM ${sql.unnest([...upTo], ['text', 'int4'])} AS w(stream_id, v)
-    JOIN event_store e ON e.stream_id = w.stream_id AND e.version <= w.v
+    JOIN event_store_all e ON e.stream_id = w.stream_id AND e.version <= w.v
     WHERE e.event_type IN ('TicketDiscovered', 'TicketAvailabilityChanged', 'TicketSoldOut')
     ORDER BY e.stream_id, e.version`);
   const byStream = new Map<string, { version: number; state: TicketState }[]>();

@@ -157,11 +157,15 @@ export class ProjectionRunner {
    * and table). With `'current'`, the projection's generation is read FOR SHARE: a rebuild's
    * switch-over takes that row FOR UPDATE, so live work and the switch never interleave.
    */
-  async catchUpIn(tx: CommonQueryMethods, projection: Projection<any>, generationOrCurrent: number | 'current', table: string, sorted: readonly string[], options: Pick<CatchUpOptions, 'skip'> = {}): Promise<CatchUpResult> {
-    return (await this.catchUpSet(tx, [{ projection, table, streams: sorted }], generationOrCurrent, options.skip))[0]!;
+  async catchUpIn(tx: CommonQueryMethods, projection: Projection<any>, generationOrCurrent: number | 'current', table: string, sorted: readonly string[], options: Pick<CatchUpOptions, 'skip'> & { withArchive?: boolean } = {}): Promise<CatchUpResult> {
+    return (await this.catchUpSet(tx, [{ projection, table, streams: sorted }], generationOrCurrent, options.skip, undefined, options.withArchive))[0]!;
   }
 
-  private async catchUpSet(tx: CommonQueryMethods, items: readonly CatchUpItem[], generationOrCurrent: number | 'current', skip?: ReadonlySet<string>, settle?: SettleSql): Promise<CatchUpResult[]> {
+  /**
+   * `withArchive` (rebuilds): read the events from event_store_all (hot + archived). Live catch-up reads
+   * event_store only: a stream is archived only once every consumer has applied its events.
+   */
+  private async catchUpSet(tx: CommonQueryMethods, items: readonly CatchUpItem[], generationOrCurrent: number | 'current', skip?: ReadonlySet<string>, settle?: SettleSql, withArchive = false): Promise<CatchUpResult[]> {
     const results = items.map((): CatchUpResult => ({ applied: 0, streams: 0, poisoned: [], parkedSkipped: [] }));
     const startedAt = spanClock();
     // Nothing to write but the settle statements (every projection is clean when nothing was folded).
@@ -208,7 +212,7 @@ export class ProjectionRunner {
       SELECT e.id, e.stream_id, e.stream_type, e.version, e.event_type, e.schema_version, e.payload, e.metadata,
              e.global_position, e.transaction_id::text AS transaction_id, e.occurred_at, e.recorded_at
       FROM ${sql.unnest([...from], ['text', 'int4'])} AS c(stream_id, version)
-      JOIN event_store e ON e.stream_id = c.stream_id AND e.version > c.version
+      JOIN ${withArchive ? sql.identifier(['event_store_all']) : sql.identifier(['event_store'])} e ON e.stream_id = c.stream_id AND e.version > c.version
       WHERE e.event_type = ANY(${sql.array(types, 'text')})
       ORDER BY e.stream_id, e.version`)) as readonly StoredEventRowType[];
     if (rows.length === 0) return settleOnly();

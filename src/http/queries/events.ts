@@ -87,7 +87,7 @@ export async function streamEvents(
   const s = await pool.maybeOne(sql.type(StreamRow)`SELECT stream_id, stream_type, version, created_at, updated_at FROM event_streams WHERE stream_id = ${streamId}`);
   if (!s) return null;
   const rows = await pool.any(sql.type(StoredEventRow)`
-    SELECT ${COLUMNS} FROM event_store WHERE stream_id = ${streamId} AND version >= ${o.fromVersion} ORDER BY version LIMIT ${o.limit}`);
+    SELECT ${COLUMNS} FROM event_store_all WHERE stream_id = ${streamId} AND version >= ${o.fromVersion} ORDER BY version LIMIT ${o.limit}`);
   const last = rows[rows.length - 1];
   return {
     stream: { streamId: s.stream_id, streamType: s.stream_type, version: s.version, createdAt: s.created_at, updatedAt: s.updated_at },

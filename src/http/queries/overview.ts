@@ -3,6 +3,7 @@ import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { countOpenFailures } from '../../consumers/failures.js';
 import { owedSummary, OwedSummarySchema } from '../../consumers/owedWork.js';
+import { storeSizes, StoreSizesSchema } from '../../eventStore/archive.js';
 import { QUEUE_STATES } from '../../metrics/metrics.js';
 
 export const QueueDepthSchema = z.object(Object.fromEntries(QUEUE_STATES.map((s) => [s, z.number().int()])) as Record<(typeof QUEUE_STATES)[number], z.ZodNumber>);
@@ -23,6 +24,8 @@ export const OverviewSchema = z.object({
   owed: z.object({ events: z.number().int(), consumers: z.array(OwedSummarySchema), withoutLiveWorker: z.array(z.string()) }),
   /** null when Redis could not be asked (the rest of the overview still answers). */
   queues: z.record(QueueDepthSchema).nullable(),
+  /** Store size and growth: hot (estimate) and archived (counted by npm run events:archive), bytes, events in the last 24 h. */
+  storage: StoreSizesSchema,
   generatedAt: z.string(),
 });
 export type Overview = z.infer<typeof OverviewSchema>;
@@ -53,7 +56,7 @@ export async function queueDepths(queues: Record<string, Queue>): Promise<Record
  * uses the BRIN index on recorded_at.
  */
 export async function overview(pool: DatabasePool, queues: Record<string, Queue>): Promise<Overview> {
-  const [types, counts, projections, depths, owed, failures] = await Promise.all([
+  const [types, counts, projections, depths, owed, failures, storage] = await Promise.all([
     pool.any(sql.type(TypeCount)`SELECT event_type AS type, count(*) AS count FROM event_store GROUP BY event_type ORDER BY count DESC, event_type`),
     pool.one(sql.type(Counts)`
       SELECT (SELECT count(*) FROM event_store WHERE recorded_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today,
@@ -66,6 +69,7 @@ export async function overview(pool: DatabasePool, queues: Record<string, Queue>
     queueDepths(queues).catch(() => null),
     owedSummary(pool),
     countOpenFailures(pool),
+    storeSizes(pool),
   ]);
   return {
     total_events: types.reduce((n, t) => n + t.count, 0),
@@ -78,6 +82,7 @@ export async function overview(pool: DatabasePool, queues: Record<string, Queue>
     outbox: { backlog: counts.outbox, oldestSeconds: counts.outbox_oldest ? Math.max(0, (Date.now() - Date.parse(counts.outbox_oldest)) / 1000) : 0 },
     owed: { events: owed.reduce((n, o) => n + o.events, 0), consumers: owed, withoutLiveWorker: owed.filter((o) => !o.liveWorker).map((o) => o.consumer) },
     queues: depths,
+    storage,
     generatedAt: new Date().toISOString(),
   };
 }

@@ -59,6 +59,9 @@ export const ConfigSchema = z.object({
     .string()
     .optional()
     .transform((s, ctx) => (s === undefined ? undefined : parseIngestTokens(s, ctx))),
+  // worker and replay serve /metrics and /health on this port; 0 = off. Off by default because the
+  // processes of one host (npm start, a Procfile under foreman) would otherwise collide on one port.
+  METRICS_PORT: int(0, 0, 65535),
   // 5 MiB holds a full 1,000-event batch of ordinary payloads with room to spare; larger bodies get 413.
   HTTP_BODY_LIMIT_BYTES: int(5 * 1024 * 1024, 1024, 100 * 1024 * 1024),
   WORKER_ROLES: z

@@ -52,6 +52,12 @@ describe('configuration', () => {
       expect((error as Error).message).not.toContain(secret);
     }
   });
+
+  it('METRICS_PORT: 0 (off) by default, a port number otherwise', () => {
+    expect(loadConfig({}).METRICS_PORT).toBe(0);
+    expect(loadConfig({ METRICS_PORT: '9464' }).METRICS_PORT).toBe(9464);
+    expect(() => loadConfig({ METRICS_PORT: '70000' })).toThrow(/METRICS_PORT: must be at most 65535/);
+  });
 });
 
 describe('dispatchWithRetry retries only transient errors', () => {

@@ -53,6 +53,15 @@ export const ConfigSchema = z.object({
   HOST: z.string().default('127.0.0.1'),
   API_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
   PUBLIC_READ: bool.default('false'),
+  // Producer tokens, `name:token,…`: each may only POST /api/events (its name becomes the events'
+  // default metadata.source); API_TOKEN stays the operator token. Checked against API_TOKEN in loadConfig.
+  INGEST_TOKENS: z
+    .string()
+    .optional()
+    .transform((s, ctx) => (s === undefined ? undefined : parseIngestTokens(s, ctx))),
+  // worker and replay serve /metrics and /health on this port; 0 = off. Off by default because the
+  // processes of one host (npm start, a Procfile under foreman) would otherwise collide on one port.
+  METRICS_PORT: int(0, 0, 65535),
   // 5 MiB holds a full 1,000-event batch of ordinary payloads with room to spare; larger bodies get 413.
   HTTP_BODY_LIMIT_BYTES: int(5 * 1024 * 1024, 1024, 100 * 1024 * 1024),
   WORKER_ROLES: z
@@ -123,10 +132,42 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       }),
     );
   }
+  const sameAsOperator = result.data.INGEST_TOKENS?.findIndex((p) => p.token === result.data.API_TOKEN) ?? -1;
+  if (sameAsOperator >= 0) throw new ConfigError([`INGEST_TOKENS: entry ${sameAsOperator + 1} ("${result.data.INGEST_TOKENS![sameAsOperator]!.name}") uses the same token as API_TOKEN; a producer token must differ from the operator token`]);
   // Redis Cluster has one database only: a /db in REDIS_URL would be silently ignored.
   const db = result.data.REDIS_CLUSTER_NODES ? new URL(result.data.REDIS_URL).pathname.replace(/^\//, '') : '';
   if (db !== '' && db !== '0') throw new ConfigError([`REDIS_URL: a database number (/${db}) cannot be used with REDIS_CLUSTER_NODES (a cluster has database 0 only)`]);
   return result.data;
+}
+
+export interface IngestToken {
+  name: string;
+  token: string;
+}
+
+/**
+ * `name:token,name2:token2`. Messages name the entry by position (and its name once that is valid),
+ * never the token: a misplaced colon could make part of a token look like a name.
+ */
+function parseIngestTokens(s: string, ctx: z.RefinementCtx): IngestToken[] {
+  const fail = (message: string) => {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message });
+    return z.NEVER;
+  };
+  const entries = s.split(',').map((x) => x.trim()).filter(Boolean);
+  if (entries.length === 0) return fail('must be name:token,name2:token2,… (or unset)');
+  const out: IngestToken[] = [];
+  for (const [i, entry] of entries.entries()) {
+    const colon = entry.indexOf(':');
+    const name = colon < 0 ? '' : entry.slice(0, colon).trim();
+    const token = colon < 0 ? '' : entry.slice(colon + 1).trim();
+    if (!/^[a-z0-9_-]{1,64}$/.test(name)) return fail(`entry ${i + 1} must be name:token, the name of 1-64 characters a-z, 0-9, _ or -`);
+    if (token.length < 16 || /\s/.test(token)) return fail(`entry ${i + 1} ("${name}"): the token must be at least 16 characters, without spaces`);
+    const twin = out.findIndex((p) => p.name === name || p.token === token);
+    if (twin >= 0) return fail(out[twin]!.name === name ? `the name "${name}" is used by entries ${twin + 1} and ${i + 1}` : `entries ${twin + 1} and ${i + 1} have the same token`);
+    out.push({ name, token });
+  }
+  return out;
 }
 
 /** `host:port` or `[ipv6]:port` with a port in 1..65535, else null. */

@@ -14,3 +14,14 @@ export const EXIT = {
   /** The HTTP port is already in use. */
   PORT_IN_USE: 4,
 } as const;
+
+/** An error that ends the process with its own exit code and a plain message (no stack trace). */
+export class ExitError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = 'ExitError';
+  }
+}

@@ -17,6 +17,8 @@ export function createLogger(level: string = process.env.LOG_LEVEL ?? 'info', de
           'ALERT_WEBHOOK_SECRET',
           'config.API_TOKEN',
           'config.ALERT_WEBHOOK_SECRET',
+          'INGEST_TOKENS',
+          'config.INGEST_TOKENS',
           'req.headers.authorization',
           'headers.authorization',
           'authorization',

@@ -25,6 +25,39 @@ describe('configuration', () => {
     for (const key of ['DATABASE_URL', 'LOG_LEVEL', 'WORKER_CONCURRENCY', 'API_TOKEN', 'WORKER_ROLES']) expect(msg).toContain(key);
     expect(msg).not.toContain('short-secret');
   });
+
+  it('INGEST_TOKENS: name:token pairs; a bad one is named without echoing any token', () => {
+    expect(loadConfig({ INGEST_TOKENS: 'scraper:aaaaaaaaaaaaaaaa1, partner_2:bbbbbbbbbbbbbbbb2' }).INGEST_TOKENS).toEqual([
+      { name: 'scraper', token: 'aaaaaaaaaaaaaaaa1' },
+      { name: 'partner_2', token: 'bbbbbbbbbbbbbbbb2' },
+    ]);
+    expect(loadConfig({}).INGEST_TOKENS).toBeUndefined();
+    const bad: [Record<string, string>, string, string][] = [
+      [{ INGEST_TOKENS: 'cccccccccccccccccccc3' }, 'entry 1 must be name:token', 'cccccccccccccccccccc3'],
+      [{ INGEST_TOKENS: 'Scraper:dddddddddddddddd4' }, 'entry 1 must be name:token', 'dddddddddddddddd4'],
+      [{ INGEST_TOKENS: 'a:eeeeeeeeeeeeeeee5,b:short-secret' }, 'entry 2 ("b"): the token must be at least 16 characters', 'short-secret'],
+      [{ INGEST_TOKENS: 'a:ffffffffffffffff6,a:gggggggggggggggg7' }, 'the name "a" is used by entries 1 and 2', 'ffffffffffffffff6'],
+      [{ INGEST_TOKENS: 'a:hhhhhhhhhhhhhhhh8,b:hhhhhhhhhhhhhhhh8' }, 'entries 1 and 2 have the same token', 'hhhhhhhhhhhhhhhh8'],
+      [{ INGEST_TOKENS: 'a:iiiiiiiiiiiiiiii9', API_TOKEN: 'iiiiiiiiiiiiiiii9' }, 'entry 1 ("a") uses the same token as API_TOKEN', 'iiiiiiiiiiiiiiii9'],
+    ];
+    for (const [env, message, secret] of bad) {
+      let error: unknown;
+      try {
+        loadConfig(env);
+      } catch (e) {
+        error = e;
+      }
+      expect(error, JSON.stringify(env)).toBeInstanceOf(ConfigError);
+      expect((error as Error).message).toContain(`INGEST_TOKENS: ${message}`);
+      expect((error as Error).message).not.toContain(secret);
+    }
+  });
+
+  it('METRICS_PORT: 0 (off) by default, a port number otherwise', () => {
+    expect(loadConfig({}).METRICS_PORT).toBe(0);
+    expect(loadConfig({ METRICS_PORT: '9464' }).METRICS_PORT).toBe(9464);
+    expect(() => loadConfig({ METRICS_PORT: '70000' })).toThrow(/METRICS_PORT: must be at most 65535/);
+  });
 });
 
 describe('dispatchWithRetry retries only transient errors', () => {

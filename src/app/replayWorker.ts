@@ -2,6 +2,7 @@ import { Worker } from 'bullmq';
 import type { Container } from './container.js';
 import { delayOnInfrastructureFault, isDelayed, pauseWhileDown, reportWorkerErrors } from './faultTolerance.js';
 import { QUEUE_NAMES } from '../eventBus/queues.js';
+import { replayEvents, replayRuns } from '../metrics/metrics.js';
 import { ReplayEngine } from '../replay/ReplayEngine.js';
 import type { ReplayJobData } from '../replay/ReplayService.js';
 
@@ -33,6 +34,8 @@ export function startReplayWorker(c: Container): { worker: Worker; close(graceMs
           onProgress: (p) => job.updateProgress({ ...p, index, of: job.data.projections.length }),
         });
         results.push(r);
+        replayRuns.inc({ projection: name, outcome: 'completed' });
+        replayEvents.inc({ projection: name }, Math.max(0, r.events - r.resumedFrom));
         completed.add(name);
         await job.updateData({ ...job.data, completed: [...completed] });
       }
@@ -54,6 +57,8 @@ export function startReplayWorker(c: Container): { worker: Worker; close(graceMs
   worker.on('failed', (job, err) => {
     if (!job || isDelayed(err) || (job.finishedOn == null && job.attemptsMade < (job.opts.attempts ?? 1))) return;
     c.logger.error({ jobId: job.id, err: err.message }, 'replay failed for good; the live read models keep serving');
+    const done = new Set(job.data.completed ?? []);
+    for (const n of job.data.projections) if (!done.has(n)) replayRuns.inc({ projection: n, outcome: 'failed' });
     void Promise.all(job.data.projections.map((n) => (byName.get(n) ? engine.abandon(byName.get(n)!, job.id!) : null))).catch(() => {});
   });
   return {

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { ConfigError, loadConfig } from '../config.js';
 import { pendingMessage, pendingMigrationsAt } from '../db/migrate.js';
-import { EXIT } from '../exitCodes.js';
+import { EXIT, ExitError } from '../exitCodes.js';
 import { backoffMs } from '../faults.js';
 import { createLogger } from '../logger.js';
 import { createContainer, type Container } from './container.js';
@@ -69,6 +69,10 @@ export async function runProcess(start: (c: Container) => Promise<() => Promise<
     if (error instanceof ConfigError) {
       console.error(error.message);
       process.exit(EXIT.CONFIG);
+    }
+    if (error instanceof ExitError) {
+      console.error(error.message);
+      process.exit(error.exitCode);
     }
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       console.error(`Port ${config.PORT} on ${config.HOST} is already in use. Stop the process holding it or set PORT.`);

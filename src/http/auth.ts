@@ -8,6 +8,17 @@ export type Access = 'public' | 'read' | 'write' | 'admin';
 export interface AuthSettings {
   token: string | undefined;
   publicRead: boolean;
+  /** Producer tokens (INGEST_TOKENS): they may call only routes mounted with `producers: true` (ingest). */
+  producers?: readonly { name: string; token: string }[];
+}
+
+/** Who sent a request, for the handlers (ingest's default metadata.source) and a later audit log. Never the token. */
+export type Actor = { kind: 'operator' } | { kind: 'producer'; name: string };
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    actor?: Actor;
+  }
 }
 
 // Hashing both sides first gives equal-length buffers, so neither the comparison time nor an early
@@ -34,12 +45,38 @@ export function requiresToken(access: Access, settings: AuthSettings): boolean {
   return !(access === 'read' && settings.publicRead);
 }
 
-/** An onRequest hook for one access level. Without a configured token nothing is checked (dev only; start-up warns). */
-export function authHook(access: Access, settings: AuthSettings) {
+/**
+ * The actor whose token was presented, or null. Every configured token is compared (in constant time,
+ * no early exit), so the answer's timing does not tell which one, if any, came close.
+ */
+export function identify(settings: AuthSettings, presented: string): Actor | null {
+  const seen = digest(presented);
+  let found: Actor | null = settings.token !== undefined && timingSafeEqual(digest(settings.token), seen) ? { kind: 'operator' } : null;
+  for (const p of settings.producers ?? []) {
+    if (timingSafeEqual(digest(p.token), seen) && found === null) found = { kind: 'producer', name: p.name };
+  }
+  return found;
+}
+
+/**
+ * An onRequest hook for one access level. Without a configured token nothing is checked (dev only; start-up warns).
+ * A producer token is refused (403) everywhere but on routes mounted with `producers: true`, also where
+ * PUBLIC_READ or a missing API_TOKEN would let an anonymous request in: it says who it is, and that
+ * identity may only ingest. Public routes (/health, /ready, /api/docs) check nothing.
+ */
+export function authHook(access: Access, settings: AuthSettings, options: { producers?: boolean } = {}) {
   return async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (!requiresToken(access, settings)) return;
+    if (access === 'public') return;
     const presented = presentedToken(req.headers.authorization);
-    if (presented !== null && tokenMatches(settings.token!, presented)) return;
+    const actor = presented === null ? null : identify(settings, presented);
+    if (actor) req.actor = actor;
+    if (actor?.kind === 'producer' && !options.producers) {
+      const forbidden = toErrorResponse(new HttpError(403, 'forbidden', `producer token "${actor.name}" (INGEST_TOKENS) may only POST /api/events; this needs the operator token (API_TOKEN)`));
+      await reply.code(403).type('application/json; charset=utf-8').send(forbidden.body);
+      return;
+    }
+    if (!requiresToken(access, settings)) return;
+    if (actor) return;
     // Browsers only show a login prompt for a Basic challenge; API clients get told to use a bearer token.
     const challenge = access === 'admin' ? 'Basic realm="hd-tickets", charset="UTF-8"' : 'Bearer realm="hd-tickets"';
     const denied = toErrorResponse(new HttpError(401, 'unauthorized', presented === null ? 'missing credentials: send Authorization: Bearer <API_TOKEN>' : 'invalid credentials'));

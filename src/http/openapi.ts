@@ -8,6 +8,7 @@ type Json = Record<string, unknown>;
 const STATUS_TEXT: Record<number, string> = {
   400: 'Invalid request (the error names the field)',
   401: 'Missing or invalid credentials',
+  403: 'A producer token (INGEST_TOKENS) on a route other than POST /api/events',
   404: 'Not found',
   409: 'Conflict',
   413: 'Request body larger than HTTP_BODY_LIMIT_BYTES',
@@ -49,6 +50,7 @@ export function buildOpenApi(routes: readonly RouteDef[], info: { version: strin
     }
     const errors = new Set(r.errors);
     if (r.access !== 'public') errors.add(401);
+    if (r.access !== 'public' && !r.producers) errors.add(403);
     for (const status of [...errors].sort()) {
       responses[String(status)] ??= { description: STATUS_TEXT[status] ?? 'Error', content: { 'application/json': { schema: jsonSchemaOf(ErrorEnvelopeSchema) } } };
     }
@@ -61,6 +63,7 @@ export function buildOpenApi(routes: readonly RouteDef[], info: { version: strin
       responses,
       ...(r.access === 'public' ? { security: [] } : {}),
       'x-access': r.access,
+      ...(r.producers ? { 'x-producer-tokens': true } : {}),
     };
     const body = r.bodyDoc ?? r.body;
     if (body) op.requestBody = { required: r.bodyRequired ?? true, content: { 'application/json': { schema: jsonSchemaOf(body, 'input') } } };
@@ -74,7 +77,7 @@ export function buildOpenApi(routes: readonly RouteDef[], info: { version: strin
       description: [
         'Monitoring, operations and ingest API. Every JSON response is an envelope: `{ "success": true, "data": … }` or `{ "success": false, "error": { "code", "message", "details"? } }`.',
         `Request bodies are limited to ${info.bodyLimitBytes} bytes (HTTP_BODY_LIMIT_BYTES); larger ones get 413.`,
-        'Authentication: `Authorization: Bearer <API_TOKEN>` on POST routes and bull-board (`/admin/queues` also takes Basic auth with the token as password); GET routes too unless PUBLIC_READ=true.',
+        'Authentication: `Authorization: Bearer <API_TOKEN>` on POST routes and bull-board (`/admin/queues` also takes Basic auth with the token as password); GET routes too unless PUBLIC_READ=true. A producer token (INGEST_TOKENS) may only POST /api/events (`x-producer-tokens`); everywhere else it gets 403.',
       ].join('\n\n'),
     },
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, basic: { type: 'http', scheme: 'basic' } } },

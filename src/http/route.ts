@@ -33,6 +33,8 @@ export interface RouteDef<P extends z.ZodTypeAny = z.ZodTypeAny, Q extends z.Zod
   description?: string;
   tags: string[];
   access: Access;
+  /** Producer tokens (INGEST_TOKENS) may call it too; every other route answers them 403. */
+  producers?: boolean;
   params?: P;
   query?: Q;
   body?: B;
@@ -65,7 +67,7 @@ export function mountRoutes(app: FastifyInstance, routes: readonly RouteDef[], a
     app.route({
       method: r.method,
       url: r.url,
-      onRequest: authHook(r.access, auth),
+      onRequest: authHook(r.access, auth, { producers: r.producers }),
       handler: async (req, reply) => {
         assertStorable(req.params);
         assertStorable(req.query);

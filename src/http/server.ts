@@ -44,7 +44,7 @@ export function authSettings(c: Container): AuthSettings {
       '!!! API_TOKEN is not set: POST endpoints, bull-board and every read are OPEN to anyone who can reach this port. Set API_TOKEN (16+ characters) before exposing the server. !!!',
     );
   }
-  return { token: API_TOKEN, publicRead: PUBLIC_READ };
+  return { token: API_TOKEN, publicRead: PUBLIC_READ, producers: c.config.INGEST_TOKENS ?? [] };
 }
 
 /** The web process's HTTP server with every route, not yet listening (tests may `inject` or `listen`). */

@@ -74,3 +74,17 @@ export const infrastructureFaults = new Counter({
   labelNames: ['service'] as const,
   registers: [registry],
 });
+
+export const replayRuns = new Counter({
+  name: 'hdt_replay_runs_total',
+  help: 'Projection rebuilds a replay process finished (completed) or gave up on (failed), by projection',
+  labelNames: ['projection', 'outcome'] as const,
+  registers: [registry],
+});
+
+export const replayEvents = new Counter({
+  name: 'hdt_replay_events_total',
+  help: 'Events this replay process applied to rebuilt read models (a resumed rebuild counts only what it ran after resuming), by projection',
+  labelNames: ['projection'] as const,
+  registers: [registry],
+});

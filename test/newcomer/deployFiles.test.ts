@@ -49,8 +49,31 @@ describe('docker-compose.yml', () => {
   const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, any> };
   const services = compose.services;
 
-  it('has the infrastructure and every process of the Procfile', () => {
-    expect(Object.keys(services).sort()).toEqual(['migrate', 'postgres', 'redis', 'replay', 'web', 'worker']);
+  it('has the infrastructure and every process of the Procfile (optional services only under a profile)', () => {
+    const always = Object.keys(services).filter((s) => !services[s].profiles);
+    expect(always.sort()).toEqual(['migrate', 'postgres', 'redis', 'replay', 'web', 'worker']);
+    expect(Object.keys(services).filter((s) => services[s].profiles).sort()).toEqual(['prometheus']);
+  });
+
+  it('the `metrics` profile adds Prometheus, scraping web, every worker replica and replay where they serve /metrics', () => {
+    const prom = services.prometheus;
+    expect(prom.profiles).toEqual(['metrics']);
+    expect(prom.image).toMatch(/^prom\/prometheus:v\d/);
+    const mount = (prom.volumes as string[]).find((v) => v.endsWith(':/etc/prometheus/prometheus.yml:ro'));
+    expect(mount).toBeDefined();
+    const scrape = parse(read(mount!.split(':')[0]!.replace(/^\.\//, ''))) as { scrape_configs: { job_name: string; static_configs?: { targets: string[] }[]; dns_sd_configs?: { names: string[]; port: number }[]; authorization?: { credentials_file: string } }[] };
+    const jobs = Object.fromEntries(scrape.scrape_configs.map((j) => [j.job_name, j]));
+    expect(Object.keys(jobs).sort()).toEqual(['replay', 'web', 'worker']);
+    expect(jobs.web!.static_configs![0]!.targets).toEqual([`web:${services.web.environment.PORT}`]);
+    // Every replica of the worker: DNS gives one address per container.
+    expect(jobs.worker!.dns_sd_configs![0]).toMatchObject({ names: ['worker'], port: Number(services.worker.environment.METRICS_PORT) });
+    expect(jobs.replay!.static_configs![0]!.targets).toEqual([`replay:${services.replay.environment.METRICS_PORT}`]);
+    for (const s of ['worker', 'replay']) {
+      expect(Number(services[s].environment.METRICS_PORT), s).toBeGreaterThan(0);
+      expect(services[s].environment.HOST, `${s} must listen beyond loopback for Prometheus`).toBe('0.0.0.0');
+    }
+    // The token reaches Prometheus through the file its entrypoint writes from API_TOKEN.
+    for (const j of Object.values(jobs)) expect(prom.entrypoint.join(' ')).toContain(`> ${j.authorization!.credentials_file}`);
   });
 
   it('runs Postgres 16 and Redis 7 with health checks, Redis with AOF and noeviction', () => {

@@ -49,9 +49,11 @@ export function ingestRoutes(c: Container) {
       description:
         'Body: one event `{ id?, type, payload, metadata?, occurredAt?, expectedVersion? }` or `{ events: [...] }`. A batch is stored all or nothing. ' +
         'Resending the same events with the same ids returns the original result (header `Idempotent-Replay: true`). ' +
-        '400 = envelope shape, 422 = payload rejected by the event type’s schema, 409 = version or idempotency conflict; nothing is stored on any error.',
+        '400 = envelope shape, 422 = payload rejected by the event type’s schema, 409 = version or idempotency conflict; nothing is stored on any error. ' +
+        'The one route a producer token (INGEST_TOKENS) may call; its events without `metadata.source` get the producer’s name there.',
       tags: ['ingest'],
       access: 'write',
+      producers: true,
       bodyDoc: IngestBodyDoc,
       responses: {
         201: { description: 'Stored (single event: the result; batch: `{ events: [...] }` in request order)', data: z.union([IngestResultSchema, z.object({ events: z.array(IngestResultSchema) })]) },
@@ -59,6 +61,9 @@ export function ingestRoutes(c: Container) {
       errors: [400, 409, 413, 415, 422],
       async handler({ req }) {
         const { batch, events } = parseIngestBody(req.body);
+        // A producer's events say where they came from unless the producer said so itself.
+        const actor = req.actor;
+        if (actor?.kind === 'producer') for (const e of events) if (e.metadata?.source === undefined) e.metadata = { ...e.metadata, source: actor.name };
         // The request's `traceparent` header is honoured (a new root without it): its trace is the events' trace.
         const results = await withSpan('POST /api/events', { kind: SpanKind.SERVER, parent: contextFromHeaders(req.headers), attributes: { 'http.request.method': 'POST', 'http.route': '/api/events', 'hdt.events': events.length } }, () => c.bus.dispatchMany(events));
         const view = results.map((r) => ({ id: r.id, streamId: r.streamId, version: r.version, position: r.position }));

@@ -4,6 +4,7 @@ import { sql, type DatabasePool } from 'slonik';
 import { z } from 'zod';
 import { countOpenFailures } from '../consumers/failures.js';
 import { owedSummary } from '../consumers/owedWork.js';
+import { xminHorizon } from '../db/horizon.js';
 import { storeSizes } from '../eventStore/archive.js';
 import { QUEUE_STATES, registry } from '../metrics/metrics.js';
 
@@ -57,6 +58,11 @@ const storeEvents = new Gauge({
 const storeBytes = new Gauge({ name: 'hdt_event_store_bytes', help: 'pg_total_relation_size of event_store (hot) and event_store_archive (archive)', labelNames: ['table'] as const, registers: [registry] });
 const storeGrowth = new Gauge({ name: 'hdt_event_store_events_last_24h', help: 'Events recorded in the last 24 hours (growth per day)', registers: [registry] });
 const storeGrowthBytes = new Gauge({ name: 'hdt_event_store_growth_bytes_per_day', help: 'Events of the last 24 h × average bytes per hot event (estimate)', registers: [registry] });
+const horizonAge = new Gauge({
+  name: 'hdt_xmin_horizon_age_seconds',
+  help: 'Age of the oldest transaction holding back gap-free readers (replay, catch-up, alerting); GET /api/events/overview names its application_name',
+  registers: [registry],
+});
 const scrapeErrors = new Counter({
   name: 'hdt_metrics_scrape_errors_total',
   help: 'Scrape-time gauge sources that could not be read (the gauge keeps its previous value)',
@@ -115,6 +121,9 @@ export async function refreshGauges(s: GaugeSources): Promise<void> {
         owedOldest.set({ consumer: r.consumer }, r.oldestSeconds);
         consumerLive.set({ consumer: r.consumer }, r.liveWorker ? 1 : 0);
       }
+    }),
+    guard('horizon', async () => {
+      horizonAge.set((await xminHorizon(s.pool)).ageSeconds);
     }),
     guard('storage', async () => {
       const st = await storeSizes(s.pool);

@@ -1,5 +1,6 @@
 import { createPool, SchemaValidationError, type DatabasePool, type Interceptor, type QueryResultRow } from 'slonik';
 import { createPgDriverFactory } from '@slonik/pg-driver';
+import { withApplicationName } from './horizon.js';
 
 /**
  * slonik's `sql.type(schema)` attaches a zod schema but validates nothing by itself;
@@ -42,7 +43,8 @@ export function parseTimestamptz(v: string): string {
 export type { DatabasePool };
 
 export async function createDbPool(connectionUri: string, options: { maximumPoolSize?: number; statementTimeoutMs?: number } = {}): Promise<DatabasePool> {
-  return createPool(connectionUri, {
+  // Named in pg_stat_activity (hdt:web, hdt:worker…): the stall alarm says who holds the horizon back.
+  return createPool(withApplicationName(connectionUri), {
     driverFactory: createPgDriverFactory(),
     interceptors: [resultParser],
     typeParsers,

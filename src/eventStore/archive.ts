@@ -54,7 +54,7 @@ export async function archiveCandidates(db: CommonQueryMethods, before: Date): P
   const r = await db.one(sql.type(z.object({ streams: z.number(), events: z.number(), per_row: z.number() }))`
     SELECT count(*)::int8 AS streams, coalesce(sum(version - archived_version), 0)::int8 AS events,
            (SELECT CASE WHEN c.reltuples > 0 THEN pg_total_relation_size('event_store') / c.reltuples ELSE 0 END FROM pg_class c WHERE c.oid = 'event_store'::regclass)::float8 AS per_row
-    FROM event_streams WHERE updated_at < ${before.toISOString()}::timestamptz AND version > archived_version`);
+    FROM event_streams WHERE updated_at < ${before.toISOString()}::timestamptz AND version > archived_version AND stream_type <> 'monitor'`);
   // Never analysed (reltuples unknown): fall back on the average row size of the candidates' events.
   const perRow = r.per_row > 0 ? r.per_row : r.events > 0 ? await averageRowBytes(db) : 0;
   return { streams: r.streams, events: r.events, bytesEstimate: Math.round(r.events * perRow) };
@@ -76,6 +76,8 @@ export async function archiveEvents(pool: DatabasePool, options: ArchiveRunOptio
       const locked = await tx.any(sql.type(Candidate)`
         SELECT stream_id, version, archived_version FROM event_streams
         WHERE stream_id > ${after} AND updated_at < ${options.before.toISOString()}::timestamptz AND version > archived_version
+          -- Monitor streams stay hot: alerting reads every monitor's whole start/stop history on its hot path.
+          AND stream_type <> 'monitor'
         ORDER BY stream_id LIMIT ${chunkStreams} FOR UPDATE SKIP LOCKED`);
       if (locked.length === 0) return null;
       const ids = locked.map((s) => s.stream_id);

@@ -10,7 +10,7 @@ import { isInfrastructureError } from '../faults.js';
 import { inEventTrace, isTracingEnabled, recordConsumerRun, spanClock } from '../tracing.js';
 import { flushPlatformStats } from './alerting.js';
 import { defineTicketCacheCommand } from './ticketCache.js';
-import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerSettings, PlatformStatsDelta } from './Handler.js';
+import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerSettings, PlatformStatsDelta, Recorder } from './Handler.js';
 
 /** Batches at least this large run their (non-isolated) handlers in one shared transaction. */
 export const SHARED_TRANSACTION_MIN_EVENTS = 200;
@@ -161,10 +161,11 @@ export class HandlerRunner {
   }
 
   /**
-   * An external handler (an HTTP call): each event's call runs outside any transaction, and its ledger
-   * row commits right after it succeeded, so a later event's failure neither rolls back nor repeats
-   * it. Events already in the ledger are passed over. A crash between a successful call and its
-   * ledger row repeats that one call on the next attempt: the event id is the Idempotency-Key.
+   * An external handler (an HTTP call): each event's call runs outside any transaction, one after the
+   * other; the ledger rows of the successful calls commit together right after the batch (before its
+   * failures are reported), so a later event's failure neither rolls back nor repeats them. Events
+   * already in the ledger are passed over. A crash before that commit repeats those calls on the next
+   * attempt: the event id is the Idempotency-Key.
    */
   private async runExternal(handler: EventHandler, events: readonly StoredEvent[], options: RunOptions): Promise<HandlerBatchResult> {
     const done = new Set(
@@ -174,6 +175,8 @@ export class HandlerRunner {
     );
     const ctx = this.externalContext(events);
     const result: HandlerBatchResult = { processed: 0, skipped: 0, failed: [] };
+    const succeeded: { eventId: string; record: Recorder | undefined }[] = [];
+    let fault: unknown = null;
     for (const e of events) {
       if (done.has(e.id)) {
         result.skipped++;
@@ -182,18 +185,38 @@ export class HandlerRunner {
       try {
         // In the event's trace: a webhook call is a span of it and sends its traceparent.
         const record = await inEventTrace(e, () => handler.handle(e as unknown as HandledEvent, ctx));
-        await this.deps.pool.transaction(async (tx) => {
-          const claimed = await tx.any(sql.unsafe`INSERT INTO event_handler_ledger (handler, event_id) VALUES (${handler.name}, ${e.id}) ON CONFLICT DO NOTHING RETURNING event_id`);
-          if (claimed.length && record) await record(tx);
-        });
-        result.processed++;
+        succeeded.push({ eventId: e.id, record: record ?? undefined });
       } catch (error) {
-        // The call may have succeeded before an outage took the ledger row: it is repeated later, with its Idempotency-Key.
-        if (isInfrastructureError(error)) throw error;
+        // An outage stops the batch: what succeeded so far is still recorded below.
+        if (isInfrastructureError(error)) {
+          fault = error;
+          break;
+        }
         result.failed.push({ eventId: e.id, error: asError(error) });
       }
     }
-    if (result.failed.length === 0) await settleAlone(this.deps.pool, options.settle, [handler.name]);
+    // Every successful call of the batch is recorded in one transaction, before the failures are
+    // reported, so a retry repeats none of them. A crash before this commit repeats those calls once
+    // (the Idempotency-Key lets the receiver drop them); recording per call cost a transaction per alert.
+    if (succeeded.length) {
+      await this.deps.pool.transaction(async (tx) => {
+        const claimed = new Set(
+          ((await tx.any(sql.unsafe`
+            INSERT INTO event_handler_ledger (handler, event_id)
+            SELECT ${handler.name}, id FROM unnest(${sql.array(succeeded.map((s) => s.eventId), 'uuid')}::uuid[]) AS id
+            ON CONFLICT DO NOTHING RETURNING event_id::text AS event_id`)) as readonly { event_id: string }[]).map((r) => r.event_id),
+        );
+        for (const s of succeeded) if (s.record && claimed.has(s.eventId)) await s.record(tx);
+        if (fault === null && result.failed.length === 0) {
+          const parts = options.settle?.([handler.name]) ?? [];
+          if (parts.length) await tx.query(sql.unsafe`${asOneStatement(parts)}`);
+        }
+      });
+      result.processed = succeeded.length;
+    } else if (fault === null && result.failed.length === 0) {
+      await settleAlone(this.deps.pool, options.settle, [handler.name]);
+    }
+    if (fault !== null) throw fault;
     return result;
   }
 

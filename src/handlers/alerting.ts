@@ -40,23 +40,34 @@ const HistoryRow = z.object({ stream_id: z.string(), event_type: z.string(), pay
 
 /**
  * The start/stop history of every monitor that was ever started for one of these fixtures, read from
- * the store (hot and archived: a monitor started long ago is still active) in global order (transaction id, position): by monitor stream.
+ * the store in global order (transaction id, position), by fixture. Monitor streams are never archived
+ * (events:archive leaves them hot), so the hot table holds every monitor's whole history.
  */
-async function monitorHistories(tx: CommonQueryMethods, fixtures: readonly string[]): Promise<Map<string, MonitorStep[]>> {
+async function monitorHistories(tx: CommonQueryMethods, fixtures: readonly string[]): Promise<Map<string, MonitorStep[][]>> {
   const rows = await tx.any(sql.type(HistoryRow)`
     SELECT m.stream_id, m.event_type, m.payload, m.transaction_id::text AS transaction_id, m.global_position
-    FROM event_store_all m
+    FROM event_store m
     WHERE m.event_type IN ('MonitoringStarted', 'MonitoringStopped')
-      AND m.stream_id IN (SELECT stream_id FROM event_store_all WHERE event_type = 'MonitoringStarted' AND payload->>'eventName' = ANY(${sql.array([...fixtures], 'text')}))
+      AND m.stream_id IN (SELECT stream_id FROM event_store WHERE event_type = 'MonitoringStarted' AND payload->>'eventName' = ANY(${sql.array([...fixtures], 'text')}))
     ORDER BY m.stream_id, m.transaction_id, m.global_position`);
-  const out = new Map<string, MonitorStep[]>();
+  const byStream = new Map<string, MonitorStep[]>();
   for (const r of rows) {
-    const step: MonitorStep = { xid: BigInt(r.transaction_id), position: r.global_position, started: r.event_type === 'MonitoringStarted' ? Criteria.parse(r.payload) : null };
-    const list = out.get(r.stream_id);
+    // Our own rows, validated when stored: no per-row parse on this path.
+    const step: MonitorStep = { xid: BigInt(r.transaction_id), position: r.global_position, started: r.event_type === 'MonitoringStarted' ? (r.payload as Criteria) : null };
+    const list = byStream.get(r.stream_id);
     if (list) list.push(step);
-    else out.set(r.stream_id, [step]);
+    else byStream.set(r.stream_id, [step]);
   }
-  return out;
+  // By fixture: a monitor is looked at only for the fixtures its starts named.
+  const byFixture = new Map<string, MonitorStep[][]>();
+  for (const steps of byStream.values()) {
+    for (const fixture of new Set(steps.flatMap((s) => (s.started ? [s.started.eventName] : [])))) {
+      const list = byFixture.get(fixture);
+      if (list) list.push(steps);
+      else byFixture.set(fixture, [steps]);
+    }
+  }
+  return byFixture;
 }
 
 /** The criteria of a monitor at a point of the global order: its last start or stop before that point. */
@@ -81,7 +92,7 @@ export async function emitAlerts(handlerName: string, source: HandledEvent, c: A
   const histories = await ctx.memo('monitor-histories', () => monitorHistories(ctx.tx, [...new Set([c.eventName, ...batchFixtures()])]));
   const xid = BigInt(source.transactionId);
   const matches: Criteria[] = [];
-  for (const steps of histories.values()) {
+  for (const steps of histories.get(c.eventName) ?? []) {
     const m = activeAt(steps, xid, source.globalPosition);
     if (!m || m.eventName !== c.eventName) continue;
     if (!m.platforms.includes(c.platform)) continue;
@@ -124,12 +135,18 @@ const TicketRow = z.object({ stream_id: z.string(), version: z.number(), event_t
  */
 export async function ticketStates(tx: CommonQueryMethods, upTo: ReadonlyMap<string, number>): Promise<(streamId: string, version: number) => TicketState | undefined> {
   if (upTo.size === 0) return () => undefined;
-  const rows = await tx.any(sql.type(TicketRow)`
-    SELECT e.stream_id, e.version, e.event_type, e.payload
-    FROM ${sql.unnest([...upTo], ['text', 'int4'])} AS w(stream_id, v)
-    JOIN event_store_all e ON e.stream_id = w.stream_id AND e.version <= w.v
-    WHERE e.event_type IN ('TicketDiscovered', 'TicketAvailabilityChanged', 'TicketSoldOut')
-    ORDER BY e.stream_id, e.version`);
+  const read = (table: 'event_store' | 'event_store_all', streams: ReadonlyMap<string, number>) =>
+    tx.any(sql.type(TicketRow)`
+      SELECT e.stream_id, e.version, e.event_type, e.payload
+      FROM ${sql.unnest([...streams], ['text', 'int4'])} AS w(stream_id, v)
+      JOIN ${sql.identifier([table])} e ON e.stream_id = w.stream_id AND e.version <= w.v
+      WHERE e.event_type IN ('TicketDiscovered', 'TicketAvailabilityChanged', 'TicketSoldOut')
+      ORDER BY e.stream_id, e.version`);
+  // The hot table first; a stream revived after archiving (its discovery archived) is read again with the archive.
+  let rows = [...(await read('event_store', upTo))];
+  const discovered = new Set(rows.filter((r) => r.event_type === 'TicketDiscovered').map((r) => r.stream_id));
+  const revived = new Map([...upTo].filter(([stream]) => !discovered.has(stream)));
+  if (revived.size) rows = [...rows.filter((r) => !revived.has(r.stream_id)), ...(await read('event_store_all', revived))].sort((a, b) => (a.stream_id < b.stream_id ? -1 : a.stream_id > b.stream_id ? 1 : a.version - b.version));
   const byStream = new Map<string, { version: number; state: TicketState }[]>();
   for (const r of rows) {
     const list = byStream.get(r.stream_id) ?? [];

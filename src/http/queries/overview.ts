@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { countOpenFailures } from '../../consumers/failures.js';
 import { owedSummary, OwedSummarySchema } from '../../consumers/owedWork.js';
 import { storeSizes, StoreSizesSchema } from '../../eventStore/archive.js';
+import { xminHorizon, XminHorizonSchema } from '../../db/horizon.js';
 import { QUEUE_STATES } from '../../metrics/metrics.js';
 
 export const QueueDepthSchema = z.object(Object.fromEntries(QUEUE_STATES.map((s) => [s, z.number().int()])) as Record<(typeof QUEUE_STATES)[number], z.ZodNumber>);
@@ -26,6 +27,8 @@ export const OverviewSchema = z.object({
   queues: z.record(QueueDepthSchema).nullable(),
   /** Store size and growth: hot (estimate) and archived (counted by npm run events:archive), bytes, events in the last 24 h. */
   storage: StoreSizesSchema,
+  /** The stall alarm: the oldest transactions holding back gap-free readers, and who runs them. */
+  xminHorizon: XminHorizonSchema,
   generatedAt: z.string(),
 });
 export type Overview = z.infer<typeof OverviewSchema>;
@@ -56,7 +59,7 @@ export async function queueDepths(queues: Record<string, Queue>): Promise<Record
  * uses the BRIN index on recorded_at.
  */
 export async function overview(pool: DatabasePool, queues: Record<string, Queue>): Promise<Overview> {
-  const [types, counts, projections, depths, owed, failures, storage] = await Promise.all([
+  const [types, counts, projections, depths, owed, failures, storage, horizon] = await Promise.all([
     pool.any(sql.type(TypeCount)`SELECT event_type AS type, count(*) AS count FROM event_store GROUP BY event_type ORDER BY count DESC, event_type`),
     pool.one(sql.type(Counts)`
       SELECT (SELECT count(*) FROM event_store WHERE recorded_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today,
@@ -70,6 +73,7 @@ export async function overview(pool: DatabasePool, queues: Record<string, Queue>
     owedSummary(pool),
     countOpenFailures(pool),
     storeSizes(pool),
+    xminHorizon(pool),
   ]);
   return {
     total_events: types.reduce((n, t) => n + t.count, 0),
@@ -83,6 +87,7 @@ export async function overview(pool: DatabasePool, queues: Record<string, Queue>
     owed: { events: owed.reduce((n, o) => n + o.events, 0), consumers: owed, withoutLiveWorker: owed.filter((o) => !o.liveWorker).map((o) => o.consumer) },
     queues: depths,
     storage,
+    xminHorizon: horizon,
     generatedAt: new Date().toISOString(),
   };
 }

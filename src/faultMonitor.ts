@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { backoffMs, faultKind, isInfrastructureError } from './faults.js';
+import { backoffMs, errorCode, faultKind, isInfrastructureError } from './faults.js';
 
 export type Service = 'postgres' | 'redis';
 
@@ -62,7 +62,7 @@ export class FaultMonitor {
     const conflict = hasCode(error, /^(40001|40P01)$/) || (error as Error | undefined)?.name === 'OrderNotSettledError';
     this.options.onFault?.(service);
     if (!conflict) this.markDown(service);
-    this.warn(`${service}:${context}`, { service, err: (error as Error)?.message ?? String(error), code: codeOf(error) }, conflict ? 'transaction conflict; the work is retried' : `${service} unavailable; work waits and resumes by itself when it is back`);
+    this.warn(`${service}:${context}`, { service, err: (error as Error)?.message ?? String(error), code: errorCode(error) }, conflict ? 'transaction conflict; the work is retried' : `${service} unavailable; work waits and resumes by itself when it is back`);
     return true;
   }
 
@@ -133,17 +133,7 @@ export class FaultMonitor {
   }
 }
 
-function codeOf(error: unknown): string | undefined {
-  let e: unknown = error;
-  for (let i = 0; i < 8 && e && typeof e === 'object'; i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string') return code;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return undefined;
-}
-
 function hasCode(error: unknown, pattern: RegExp): boolean {
-  const code = codeOf(error);
+  const code = errorCode(error);
   return code !== undefined && pattern.test(code);
 }

@@ -8,8 +8,10 @@
 
 // SQLSTATEs that pass by themselves: connection exceptions (class 08), admin/crash shutdown and
 // "cannot connect now" (57P01-57P03), a read-only transaction during a failover (25006), our own
-// transactions meeting each other (40001, 40P01), too many connections (53300).
-const TRANSIENT_SQLSTATE = /^(08...|57P0[1-3]|25006|40001|40P01|53300)$/;
+// transactions meeting each other (40001, 40P01).
+// A statement whose completion is unknown (40003) and the server's resource limits (class 53: too many
+// connections, out of memory, disk full) pass too.
+const TRANSIENT_SQLSTATE = /^(08...|57P0[1-3]|25006|40001|40P01|40003|53...)$/;
 
 // Socket-level failures of a connection to Postgres or Redis.
 const TRANSIENT_ERRNO = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'ENETDOWN']);
@@ -22,30 +24,40 @@ const TRANSIENT_MESSAGE =
 
 const TRANSIENT_NAMES = new Set(['OrderNotSettledError', 'ConnectionError', 'BackendTerminatedError', 'BackendTerminatedUnexpectedlyError', 'MaxRetriesPerRequestError', 'ClusterAllFailedError']);
 
-/** True if the error (or any error in its `cause` chain) is an infrastructure fault. */
-export function isInfrastructureError(error: unknown): boolean {
+/** The error and its `cause` chain (at most 8 deep), and the errors of an AggregateError at each level. */
+export function* causes(error: unknown): Generator<{ name?: unknown; code?: unknown; message?: unknown; stack?: unknown }> {
   let e: unknown = error;
   for (let depth = 0; depth < 8 && e && typeof e === 'object'; depth++) {
-    const x = e as { name?: unknown; code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
+    const x = e as { name?: unknown; code?: unknown; message?: unknown; stack?: unknown; cause?: unknown; errors?: unknown };
+    yield x;
+    // AggregateError from a connect that tried IPv4 and IPv6.
+    if (Array.isArray(x.errors)) for (const inner of x.errors) yield* causes(inner);
+    e = x.cause;
+  }
+}
+
+/** The first string code in the chain: a SQLSTATE or an errno. */
+export function errorCode(error: unknown): string | undefined {
+  for (const x of causes(error)) if (typeof x.code === 'string') return x.code;
+  return undefined;
+}
+
+/** True if the error (or any error in its `cause` chain) is an infrastructure fault. */
+export function isInfrastructureError(error: unknown): boolean {
+  for (const x of causes(error)) {
     if (typeof x.code === 'string' && (TRANSIENT_SQLSTATE.test(x.code) || TRANSIENT_ERRNO.has(x.code))) return true;
     if (typeof x.name === 'string' && TRANSIENT_NAMES.has(x.name)) return true;
     if (typeof x.message === 'string' && TRANSIENT_MESSAGE.test(x.message)) return true;
-    // AggregateError from a connect that tried IPv4 and IPv6.
-    if (Array.isArray(x.errors) && x.errors.some((inner) => isInfrastructureError(inner))) return true;
-    e = x.cause;
   }
   return false;
 }
 
 /** Which service a fault is about, for logs and metrics: Redis errors come from ioredis, the rest is Postgres. */
 export function faultKind(error: unknown): 'postgres' | 'redis' {
-  let e: unknown = error;
-  for (let depth = 0; depth < 8 && e && typeof e === 'object'; depth++) {
-    const x = e as { name?: unknown; message?: unknown; stack?: unknown; cause?: unknown };
+  for (const x of causes(error)) {
     if (typeof x.name === 'string' && /MaxRetriesPerRequest|Cluster|ReplyError/.test(x.name)) return 'redis';
     if (typeof x.message === 'string' && /connection is closed|enableofflinequeue|max retries per request|^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN|LOADING|READONLY|MASTERDOWN) /i.test(x.message)) return 'redis';
     if (typeof x.stack === 'string' && /ioredis|bullmq/.test(x.stack)) return 'redis';
-    e = x.cause;
   }
   return 'postgres';
 }

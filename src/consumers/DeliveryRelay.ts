@@ -69,7 +69,11 @@ export class DeliveryRelay {
   private async listen(): Promise<void> {
     if (this.listener || this.stopped || Date.now() < this.nextListenAt) return;
     const client = new pg.Client({ connectionString: this.databaseUrl, connectionTimeoutMillis: 5000 });
+    let gone = false;
+    // Once per client, whether its 'error' event, its failed connect, or both report it.
     const lost = () => {
+      if (gone) return;
+      gone = true;
       if (this.listener === client) this.listener = null;
       this.listenFailures++;
       this.nextListenAt = Date.now() + backoffMs(this.listenFailures, 1000, 30_000);
@@ -83,8 +87,6 @@ export class DeliveryRelay {
       this.listener = client;
       this.listenFailures = 0;
     } catch (error) {
-      client.removeListener('error', lost);
-      client.on('error', () => {});
       lost();
       throw error;
     }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { isInfrastructureError } from '../faults.js';
 import { errorSummary } from '../logger.js';
 import { eventsAppended } from '../metrics/metrics.js';
 import { eventRegistry, EventValidationError } from '../domain/index.js';
@@ -173,16 +174,8 @@ function prefixErrors<T>(prefix: string, fn: () => T): T {
   }
 }
 
-const TRANSIENT_PG = /^(08|40|53|57P0[1-3])/;
+/** An append worth retrying: an infrastructure fault (src/faults.ts), never a refusal of the input. */
 export function isTransient(error: unknown): boolean {
   if (error instanceof EventValidationError || error instanceof ConcurrencyError || error instanceof IdempotencyConflictError) return false;
-  let e: unknown = error;
-  for (let i = 0; i < 5 && e && typeof e === 'object'; i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && (TRANSIENT_PG.test(code) || ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].includes(code))) return true;
-    const name = (e as { name?: unknown }).name;
-    if (name === 'BackendTerminatedError' || name === 'ConnectionError' || name === 'BackendTerminatedUnexpectedlyError') return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
+  return isInfrastructureError(error);
 }

@@ -71,14 +71,14 @@ export class RebuildPass {
                (SELECT jsonb_object_agg(event_type, n) FROM (SELECT event_type, count(*) AS n FROM chunk GROUP BY event_type) t) AS chunk_types
         FROM chunk
       ), bounds AS (
-        SELECT b.stream_id, b.upto, coalesce(min(c.version), 0) AS from_v,
-               jsonb_object_agg(c.projection, c.version) FILTER (WHERE c.projection IS NOT NULL) AS cps
+        -- Index probes per (projection, stream): the checkpoint table grows with the store.
+        SELECT b.stream_id, b.upto, coalesce(cp.from_v, 0) AS from_v, cp.cps
         FROM (SELECT stream_id, max(version) AS upto FROM chunk GROUP BY stream_id) b
-        LEFT JOIN (projection_checkpoints c
-                   JOIN unnest(${sql.array(names, 'text')}::text[], ${sql.array(gens, 'int4')}::int4[]) AS g(projection, generation)
-                     ON c.projection = g.projection AND c.generation = g.generation)
-          ON c.stream_id = b.stream_id
-        GROUP BY b.stream_id, b.upto
+        LEFT JOIN LATERAL (
+          SELECT min(c.version) AS from_v, jsonb_object_agg(c.projection, c.version) AS cps
+          FROM unnest(${sql.array(names, 'text')}::text[], ${sql.array(gens, 'int4')}::int4[]) AS g(projection, generation)
+          JOIN projection_checkpoints c ON c.projection = g.projection AND c.generation = g.generation AND c.stream_id = b.stream_id
+        ) cp ON true
       )
       SELECT s.chunk_rows, s.chunk_tx, s.chunk_pos, s.chunk_types, ev.*
       FROM summary s

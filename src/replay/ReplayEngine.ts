@@ -7,7 +7,7 @@ import { START, type GlobalCheckpoint } from '../eventStore/types.js';
 import type { Projection } from '../projections/Projection.js';
 import { ProjectionRunner } from '../projections/ProjectionRunner.js';
 import { streamTypesOf } from '../projections/status.js';
-import { RebuildPass, type RebuildTarget } from './rebuildPass.js';
+import { DocumentCache, RebuildPass, type RebuildTarget } from './rebuildPass.js';
 import type { ReplayProgress } from './ReplayService.js';
 
 const CursorRow = z.object({ tx: z.string(), pos: z.number(), stream_id: z.string() });
@@ -57,6 +57,8 @@ export class ReplayEngine {
     private readonly pool: DatabasePool,
     private readonly upcast: ConstructorParameters<typeof ProjectionRunner>[1],
     private readonly logger: Logger,
+    /** Documents a full rebuild keeps in memory between chunks (0: read every chunk's documents). */
+    private readonly cacheDocuments = 20_000,
   ) {
     this.runner = new ProjectionRunner(pool, upcast);
     this.pass = new RebuildPass(pool, upcast);
@@ -124,13 +126,14 @@ export class ReplayEngine {
       const targets: RebuildTarget[] = group.map((x) => ({ projection: x.p, generation: x.generation, table: x.table, subscription: subscriptionName(x.p.name), skip: x.skip }));
       let cursor = group[0]!.cursor;
       let chunks = 0;
+      const cache = new DocumentCache(this.cacheDocuments);
       for (;;) {
         if (++chunks % 20 === 2) {
           for (const t of targets) await this.pool.query(sql.unsafe`ANALYZE ${sql.identifier([t.table])}`);
           await this.pool.query(sql.unsafe`ANALYZE projection_checkpoints`);
         }
         if (options.signal?.aborted) throw new Error('replay aborted');
-        const r = await this.pass.chunk(targets, cursor, options.chunk);
+        const r = await this.pass.chunk(targets, cursor, options.chunk, cache);
         if (!r) break;
         cursor = r.next;
         group.forEach((x, k) => (x.processed += r.perTarget[k]!));

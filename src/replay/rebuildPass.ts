@@ -17,6 +17,41 @@ export interface RebuildTarget {
 
 const SUPERSEDED = 'rebuild cursor moved: runners ';
 
+const MISS = Symbol('miss');
+
+/**
+ * The documents of the shadow tables a pass has read or written, most recently used kept, at most
+ * `capacity` in all: a rebuild is their only writer, so what it wrote is what the table holds, and
+ * hot documents (a platform's stats, a long stream's ticket) are not read back every chunk. Bounded, so
+ * memory stays bounded however many documents the read models hold. One per run: a failed run's
+ * half-applied documents die with it.
+ */
+export class DocumentCache {
+  private readonly entries = new Map<string, unknown>();
+  constructor(private readonly capacity = 20_000) {}
+
+  has(table: string, id: string): boolean {
+    return this.entries.has(`${table}\u0000${id}`);
+  }
+
+  /** The document (undefined: known absent), or MISS. */
+  get(table: string, id: string): unknown {
+    const k = `${table}\u0000${id}`;
+    if (!this.entries.has(k)) return MISS;
+    const v = this.entries.get(k);
+    this.entries.delete(k);
+    this.entries.set(k, v);
+    return v;
+  }
+
+  set(table: string, id: string, doc: unknown): void {
+    const k = `${table}\u0000${id}`;
+    this.entries.delete(k);
+    this.entries.set(k, doc);
+    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+  }
+}
+
 export class RebuildSupersededError extends Error {
   override readonly name = 'RebuildSupersededError';
 }
@@ -55,7 +90,7 @@ export class RebuildPass {
   ) {}
 
   /** Processes the chunk after `cursor`; null when the store holds no more events for these projections. */
-  async chunk(targets: readonly RebuildTarget[], cursor: GlobalCheckpoint, limit: number): Promise<{ rows: number; next: GlobalCheckpoint; perTarget: number[] } | null> {
+  async chunk(targets: readonly RebuildTarget[], cursor: GlobalCheckpoint, limit: number, cache?: DocumentCache): Promise<{ rows: number; next: GlobalCheckpoint; perTarget: number[] } | null> {
     const types = [...new Set(targets.flatMap((t) => t.projection.handledTypes))];
     const names = targets.map((t) => t.projection.name);
     const gens = targets.map((t) => t.generation);
@@ -127,7 +162,15 @@ export class RebuildPass {
         }
       }
     }
-    const docs = await this.loadDocuments(plans.map((p) => ({ table: p.t.table, keys: [...p.keys] })));
+    // Documents the pass wrote itself (or knows absent) come from its cache; only the rest are read.
+    const docs = await this.loadDocuments(plans.map((p) => ({ table: p.t.table, keys: cache ? [...p.keys].filter((key) => !cache.has(p.t.table, key)) : [...p.keys] })));
+    if (cache) plans.forEach((p, k) => {
+      for (const key of p.keys) {
+        const hit = cache.get(p.t.table, key);
+        if (hit !== MISS) { if (hit !== undefined) docs[k]!.set(key, hit); }
+        else cache.set(p.t.table, key, docs[k]!.get(key));
+      }
+    });
 
     // Fold. A poison event fails the rebuild (the live read model keeps serving), so no copy-on-write.
     const writes: ReturnType<typeof sql.fragment>[] = [];
@@ -162,6 +205,7 @@ export class RebuildPass {
           checkpoints.push([p.name, plan.t.generation, streamId, s.upto, last?.globalPosition ?? 0]);
         }
       }
+      if (cache) for (const [id, c] of changes) cache.set(plan.t.table, id, c.doc);
       const w = documentWrites(plan.t.table, changes);
       if (w.upsert) writes.push(w.upsert);
       if (w.cleanup) writes.push(w.cleanup);

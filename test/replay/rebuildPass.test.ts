@@ -6,7 +6,7 @@ import { createLogger } from '../../src/logger.js';
 import { defineProjection } from '../../src/projections/Projection.js';
 import { ReplayEngine } from '../../src/replay/ReplayEngine.js';
 import { actualDocs } from '../support/readModels.js';
-import { createTestDb, type TestDb } from '../support/db.js';
+import { createTestDb, waitFor, type TestDb } from '../support/db.js';
 
 type Doc = { versions: number[] };
 /** Records the versions it applied per stream: any reordering or double application shows. */
@@ -50,6 +50,10 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** The gap-free order shows events only below the cluster-wide xmin horizon (any open transaction, in any database, holds it back). */
+const belowHorizon = () =>
+  waitFor(async () => db.pool.oneFirst(sql.type(z.object({ ok: z.boolean() }))`SELECT coalesce(max(transaction_id) < pg_snapshot_xmin(pg_current_snapshot()), true) AS ok FROM event_store`), { what: 'the appended events to pass the xmin horizon' });
+
 const checkpoint = async (projection: string, generation: number, stream: string) =>
   db.pool.maybeOneFirst(sql.type(z.object({ version: z.number() }))`
     SELECT version FROM projection_checkpoints WHERE projection = ${projection} AND generation = ${generation} AND stream_id = ${stream}`);
@@ -63,6 +67,7 @@ describe('a full rebuild reads each chunk once for every projection', () => {
     await db.pool.query(sql.unsafe`
       UPDATE event_store SET transaction_id = (SELECT min(transaction_id::text::int8) - 1 FROM event_store)::text::xid8
       WHERE stream_id = 'ticket-swapped' AND version = 3`);
+    await belowHorizon();
     const [r] = await engine.runMany([Versions], { jobId: 'swapped', from: null, chunk: 1 });
     expect(r!.events).toBe(5);
     const docs = await actualDocs(db.pool, 'purchase_read_models');
@@ -74,6 +79,7 @@ describe('a full rebuild reads each chunk once for every projection', () => {
   it('long-stream-folded-a-chunk-at-a-time: a 3,000-event stream is read a chunk at a time, never whole, and two projections share the pass', { timeout: 60_000 }, async () => {
     await store.append('ticket-long', [discovered]);
     for (let b = 0; b < 3; b++) await store.append('ticket-long', Array.from({ length: 1000 }, (_, i) => avail(b * 1000 + i)));
+    await belowHorizon();
     const seen: number[] = [];
     const [versions, rare] = await engine.runMany([Versions, Rare], {
       jobId: 'long',

@@ -59,3 +59,12 @@ export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 }
+
+/**
+ * The one machine-readable line each bench ends with: `RESULT name=value name=value …`. Rates and
+ * milliseconds of 100 or more are rounded to integers; ratios and shares keep three decimals.
+ */
+export function resultLine(fields: Record<string, number>): string {
+  const fmt = (v: number) => (!Number.isFinite(v) ? String(v) : Math.abs(v) >= 100 ? String(Math.round(v)) : String(Number(v.toFixed(3))));
+  return `RESULT ${Object.entries(fields).map(([k, v]) => `${k}=${fmt(v)}`).join(' ')}`;
+}

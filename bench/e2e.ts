@@ -299,18 +299,25 @@ function lockSampler(url: string) {
   let waiting = 0;
   let active = 0;
   let samples = 0;
+  const byEvent = new Map<string, number>();
   const loop = (async () => {
     await client.connect();
     while (!stopped) {
       const t = performance.now();
       const { rows } = await client.query(
-        `SELECT count(*) FILTER (WHERE wait_event_type = 'Lock')::int AS waiting, count(*)::int AS active
+        `SELECT coalesce(wait_event_type, '') AS type, coalesce(wait_event, '') AS event, count(*)::int AS n
          FROM pg_stat_activity
-         WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid() AND application_name <> $1`,
+         WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid() AND application_name <> $1
+         GROUP BY 1, 2`,
         [OWN_APP_NAME],
       );
-      waiting += rows[0].waiting;
-      active += rows[0].active;
+      for (const r of rows as { type: string; event: string; n: number }[]) {
+        active += r.n;
+        if (r.type === 'Lock') {
+          waiting += r.n;
+          byEvent.set(r.event, (byEvent.get(r.event) ?? 0) + r.n);
+        }
+      }
       samples++;
       const rest = 100 - (performance.now() - t);
       if (rest > 0) await sleep(rest);
@@ -321,7 +328,9 @@ function lockSampler(url: string) {
     async stop() {
       stopped = true;
       await loop;
-      return { share: active ? waiting / active : 0, samples, meanActive: samples ? active / samples : 0 };
+      // Which locks (tuple, transactionid, relation, advisory…), as shares of the lock waits.
+      const kinds = [...byEvent].sort((a, b) => b[1] - a[1]).map(([e, n]) => `${e} ${Math.round((100 * n) / waiting)} %`).join(', ');
+      return { share: active ? waiting / active : 0, samples, meanActive: samples ? active / samples : 0, kinds };
     },
   };
 }
@@ -332,7 +341,7 @@ function lockSampler(url: string) {
  * each has its BullMQ worker on the queue the queues are resumed and the drain is timed until Postgres
  * owes nothing. Lock waits are sampled during the drain.
  */
-async function backlogDrain(workers: number): Promise<{ rate: number; lockShare: number; samples: number; meanActive: number }> {
+async function backlogDrain(workers: number): Promise<{ rate: number; lockShare: number; samples: number; meanActive: number; kinds: string }> {
   // The backlog waits longer than the reconciler's horizon; its jobs are alive (paused), not lost.
   const { db, env, c, allQueues, teardown } = await ourSystem(`bl${workers}`, undefined, { OWED_REDELIVER_AFTER_MS: String(24 * 3_600_000) });
   for (const q of allQueues()) await q.pause();
@@ -352,7 +361,7 @@ async function backlogDrain(workers: number): Promise<{ rate: number; lockShare:
   const rate = BACKLOG / ((performance.now() - t0) / 1000);
   const locks = await sampler.stop();
   await teardown(ws);
-  return { rate, lockShare: locks.share, samples: locks.samples, meanActive: locks.meanActive };
+  return { rate, lockShare: locks.share, samples: locks.samples, meanActive: locks.meanActive, kinds: locks.kinds };
 }
 
 export interface E2eResult {
@@ -405,8 +414,8 @@ export async function runE2eBenchWithResult(): Promise<E2eResult> {
       baselineValue: median(gw),
     },
     { benchmark: `drain of a ${BACKLOG.toLocaleString('en-US')}-event backlog, all consumers, 3 worker processes`, value: w3.rate, unit: 'events/s', baseline: 'same, 1 worker process', baselineValue: w1.rate },
-    { benchmark: `lock-wait share of active sessions during the drain, 1 worker process (${w1.samples} samples, ${w1.meanActive.toFixed(1)} active on average)`, value: w1.lockShare * 100, unit: '%' },
-    { benchmark: `lock-wait share of active sessions during the drain, 3 worker processes (${w3.samples} samples, ${w3.meanActive.toFixed(1)} active on average)`, value: w3.lockShare * 100, unit: '%' },
+    { benchmark: `lock-wait share of active sessions during the drain, 1 worker process (${w1.samples} samples, ${w1.meanActive.toFixed(1)} active on average; waits: ${w1.kinds || 'none'})`, value: w1.lockShare * 100, unit: '%' },
+    { benchmark: `lock-wait share of active sessions during the drain, 3 worker processes (${w3.samples} samples, ${w3.meanActive.toFixed(1)} active on average; waits: ${w3.kinds || 'none'})`, value: w3.lockShare * 100, unit: '%' },
     { benchmark: `lag p50 at 1,000 events/s, 1 worker process, median of ${RUNS} (${list(oneRuns.map((r) => r.p50 ?? NaN))})`, value: p50, unit: 'ms' },
     { benchmark: `lag p99 at 1,000 events/s, 1 worker process, median of ${RUNS} (${list(oneRuns.map((r) => r.p99 ?? NaN))})`, value: p99, unit: 'ms' },
     { benchmark: 'lag p50 at 1,000 events/s, 2 worker processes', value: two.p50 ?? NaN, unit: 'ms' },

@@ -29,6 +29,8 @@ const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 60_000);
 const ONE_MODEL_STREAMS = Number(process.env.BENCH_ONE_MODEL_STREAMS ?? 1_000);
 /** Seconds of the paced 1,000 events/s lag measurement. */
 const LAG_SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 10);
+/** Which parts to run (comma-separated): raw, all, two, ticket, graphile, backlog. RESULT fields of parts not run are NaN. */
+const PARTS = new Set((process.env.BENCH_E2E_ONLY ?? 'raw,all,two,ticket,graphile,backlog').split(',').map((x) => x.trim()));
 const GRAPHILE_CONCURRENCY = process.env.BENCH_GRAPHILE_CONCURRENCY ?? process.env.WORKER_CONCURRENCY ?? '2';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -291,31 +293,42 @@ async function graphile(): Promise<number> {
 /**
  * Samples pg_stat_activity every 100 ms: of the active sessions on this database (leaving out the
  * sampler and this bench process's own sessions), how many wait on a lock. The share is summed over
- * all samples: lock-waiting session-samples / active session-samples.
+ * all samples: lock-waiting session-samples / active session-samples. For diagnosis it also counts
+ * sessions idle in a transaction, and what the sessions blocking a lock waiter were doing (their state
+ * and the start of their statement, via pg_blocking_pids), printed to stderr after the drain.
  */
-function lockSampler(url: string) {
+function lockSampler(url: string, label: string) {
   const client = new pg.Client({ connectionString: url });
   let stopped = false;
   let waiting = 0;
   let active = 0;
+  let idleInTx = 0;
   let samples = 0;
   const byEvent = new Map<string, number>();
+  const blockers = new Map<string, number>();
   const loop = (async () => {
     await client.connect();
     while (!stopped) {
       const t = performance.now();
       const { rows } = await client.query(
-        `SELECT coalesce(wait_event_type, '') AS type, coalesce(wait_event, '') AS event, count(*)::int AS n
-         FROM pg_stat_activity
-         WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid() AND application_name <> $1
-         GROUP BY 1, 2`,
+        `SELECT a.state, coalesce(a.wait_event_type, '') AS type, coalesce(a.wait_event, '') AS event,
+                CASE WHEN a.wait_event_type = 'Lock' THEN
+                  (SELECT array_agg(coalesce(b.state, '?') || ': ' || left(regexp_replace(b.query, '\\s+', ' ', 'g'), 90))
+                   FROM pg_stat_activity b WHERE b.pid = ANY(pg_blocking_pids(a.pid))) END AS blockers
+         FROM pg_stat_activity a
+         WHERE a.datname = current_database() AND a.state IN ('active', 'idle in transaction') AND a.pid <> pg_backend_pid() AND a.application_name <> $1`,
         [OWN_APP_NAME],
       );
-      for (const r of rows as { type: string; event: string; n: number }[]) {
-        active += r.n;
+      for (const r of rows as { state: string; type: string; event: string; blockers: string[] | null }[]) {
+        if (r.state !== 'active') {
+          idleInTx++;
+          continue;
+        }
+        active++;
         if (r.type === 'Lock') {
-          waiting += r.n;
-          byEvent.set(r.event, (byEvent.get(r.event) ?? 0) + r.n);
+          waiting++;
+          byEvent.set(r.event, (byEvent.get(r.event) ?? 0) + 1);
+          for (const b of r.blockers ?? []) blockers.set(b, (blockers.get(b) ?? 0) + 1);
         }
       }
       samples++;
@@ -330,7 +343,9 @@ function lockSampler(url: string) {
       await loop;
       // Which locks (tuple, transactionid, relation, advisory…), as shares of the lock waits.
       const kinds = [...byEvent].sort((a, b) => b[1] - a[1]).map(([e, n]) => `${e} ${Math.round((100 * n) / waiting)} %`).join(', ');
-      return { share: active ? waiting / active : 0, samples, meanActive: samples ? active / samples : 0, kinds };
+      const top = [...blockers].sort((a, b) => b[1] - a[1]).slice(0, 5);
+      if (top.length) console.error(`lock waits during the ${label} drain, blocked by (session-samples):\n${top.map(([q, n]) => `  ${n}  ${q}`).join('\n')}`);
+      return { share: active ? waiting / active : 0, samples, meanActive: samples ? active / samples : 0, meanIdleInTx: samples ? idleInTx / samples : 0, kinds };
     },
   };
 }
@@ -341,7 +356,7 @@ function lockSampler(url: string) {
  * each has its BullMQ worker on the queue the queues are resumed and the drain is timed until Postgres
  * owes nothing. Lock waits are sampled during the drain.
  */
-async function backlogDrain(workers: number): Promise<{ rate: number; lockShare: number; samples: number; meanActive: number; kinds: string }> {
+async function backlogDrain(workers: number): Promise<{ rate: number; lockShare: number; samples: number; meanActive: number; meanIdleInTx: number; kinds: string }> {
   // The backlog waits longer than the reconciler's horizon; its jobs are alive (paused), not lost.
   const { db, env, c, allQueues, teardown } = await ourSystem(`bl${workers}`, undefined, { OWED_REDELIVER_AFTER_MS: String(24 * 3_600_000) });
   for (const q of allQueues()) await q.pause();
@@ -354,14 +369,14 @@ async function backlogDrain(workers: number): Promise<{ rate: number; lockShare:
     if (Date.now() > deadline) throw new Error(`only ${await c.queues.projections.getWorkersCount()} of ${workers} worker processes came up`);
     await sleep(100);
   }
-  const sampler = lockSampler(db.url);
+  const sampler = lockSampler(db.url, `${workers}-worker`);
   const t0 = performance.now();
   for (const q of allQueues()) await q.resume();
   while (!(await drained(c))) await sleep(50);
   const rate = BACKLOG / ((performance.now() - t0) / 1000);
   const locks = await sampler.stop();
   await teardown(ws);
-  return { rate, lockShare: locks.share, samples: locks.samples, meanActive: locks.meanActive, kinds: locks.kinds };
+  return { rate, lockShare: locks.share, samples: locks.samples, meanActive: locks.meanActive, meanIdleInTx: locks.meanIdleInTx, kinds: locks.kinds };
 }
 
 export interface E2eResult {
@@ -370,57 +385,61 @@ export interface E2eResult {
 }
 
 export async function runE2eBenchWithResult(): Promise<E2eResult> {
+  const run = (part: string) => PARTS.has(part);
   const prefix = `{bench-raw-${randomBytes(3).toString('hex')}}`;
-  const raw = await rawBullmq(prefix);
+  const raw = run('raw') ? await rawBullmq(prefix) : NaN;
 
   // All consumers vs naive, RUNS back-to-back pairs.
   const naiveRates: number[] = [];
   const oneRuns: { rate: number; p50?: number; p99?: number }[] = [];
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = 0; run('all') && i < RUNS; i++) {
     naiveRates.push(await naive(prefix));
     oneRuns.push(await ours(1));
   }
-  const naiveRate = median(naiveRates);
-  const oneRate = median(oneRuns.map((r) => r.rate));
-  const two = await ours(2);
-  const oneModelGen = await ours(1, 'TicketReadModelProjection');
+  const naiveRate = run('all') ? median(naiveRates) : NaN;
+  const oneRate = run('all') ? median(oneRuns.map((r) => r.rate)) : NaN;
+  const two = run('two') ? await ours(2) : { rate: NaN, p50: NaN, p99: NaN };
+  const oneModelGen = run('ticket') ? await ours(1, 'TicketReadModelProjection') : { rate: NaN };
 
   // One read model (TicketPriceChanged only) vs graphile-worker, RUNS back-to-back pairs.
   const oneModel: number[] = [];
   const gw: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = 0; run('graphile') && i < RUNS; i++) {
     oneModel.push(await oursOneModel());
     gw.push(await graphile());
   }
 
   // 1 vs 3 worker processes on a backlog.
-  const w1 = await backlogDrain(1);
-  const w3 = await backlogDrain(3);
+  const none = { rate: NaN, lockShare: NaN, samples: 0, meanActive: NaN, meanIdleInTx: NaN, kinds: '' };
+  const w1 = run('backlog') ? await backlogDrain(1) : none;
+  const w3 = run('backlog') ? await backlogDrain(3) : none;
 
-  const p50 = median(oneRuns.map((r) => r.p50 ?? NaN));
-  const p99 = median(oneRuns.map((r) => r.p99 ?? NaN));
+  const p50 = run('all') ? median(oneRuns.map((r) => r.p50 ?? NaN)) : NaN;
+  const p99 = run('all') ? median(oneRuns.map((r) => r.p99 ?? NaN)) : NaN;
   const list = (xs: number[]) => xs.map((x) => Math.round(x).toLocaleString('en-US')).join(', ');
-  const rows: Row[] = [
-    { benchmark: 'raw BullMQ no-op jobs (concurrency 50)', value: raw, unit: 'jobs/s' },
-    { benchmark: `naive: job per event, txn per job, 1 read model (concurrency 8), median of ${RUNS} (${list(naiveRates)})`, value: naiveRate, unit: 'events/s' },
-    { benchmark: `end to end, all 3 projections + 5 handlers, 1 worker process, median of ${RUNS} (${list(oneRuns.map((r) => r.rate))})`, value: oneRate, unit: 'events/s', baseline: 'naive design (median)', baselineValue: naiveRate },
-    { benchmark: `end to end, all 3 projections + 5 handlers, 2 worker processes`, value: two.rate, unit: 'events/s', baseline: 'naive design (median)', baselineValue: naiveRate },
-    { benchmark: 'end to end, ticket read model only (generated workload), 1 worker process', value: oneModelGen.rate, unit: 'events/s', baseline: 'naive design (median)', baselineValue: naiveRate },
+  const tagged: (Row & { part: string })[] = [
+    { part: 'raw', benchmark: 'raw BullMQ no-op jobs (concurrency 50)', value: raw, unit: 'jobs/s' },
+    { part: 'all', benchmark: `naive: job per event, txn per job, 1 read model (concurrency 8), median of ${RUNS} (${list(naiveRates)})`, value: naiveRate, unit: 'events/s' },
+    { part: 'all', benchmark: `end to end, all 3 projections + 5 handlers, 1 worker process, median of ${RUNS} (${list(oneRuns.map((r) => r.rate))})`, value: oneRate, unit: 'events/s', baseline: 'naive design (median)', baselineValue: naiveRate },
+    { part: 'two', benchmark: `end to end, all 3 projections + 5 handlers, 2 worker processes`, value: two.rate, unit: 'events/s', baseline: 'naive design (median)', baselineValue: naiveRate },
+    { part: 'ticket', benchmark: 'end to end, ticket read model only (generated workload), 1 worker process', value: oneModelGen.rate, unit: 'events/s', baseline: 'naive design (median)', baselineValue: naiveRate },
     {
+      part: 'graphile',
       benchmark: `one read model: ${N.toLocaleString('en-US')} TicketPriceChanged over ${ONE_MODEL_STREAMS.toLocaleString('en-US')} streams, 1 worker process, median of ${RUNS} (${list(oneModel)})`,
       value: median(oneModel),
       unit: 'events/s',
       baseline: `graphile-worker 0.17.3, job per 100 events enqueued in the append txn, concurrency ${GRAPHILE_CONCURRENCY}, median of ${RUNS} (${list(gw)})`,
       baselineValue: median(gw),
     },
-    { benchmark: `drain of a ${BACKLOG.toLocaleString('en-US')}-event backlog, all consumers, 3 worker processes`, value: w3.rate, unit: 'events/s', baseline: 'same, 1 worker process', baselineValue: w1.rate },
-    { benchmark: `lock-wait share of active sessions during the drain, 1 worker process (${w1.samples} samples, ${w1.meanActive.toFixed(1)} active on average; waits: ${w1.kinds || 'none'})`, value: w1.lockShare * 100, unit: '%' },
-    { benchmark: `lock-wait share of active sessions during the drain, 3 worker processes (${w3.samples} samples, ${w3.meanActive.toFixed(1)} active on average; waits: ${w3.kinds || 'none'})`, value: w3.lockShare * 100, unit: '%' },
-    { benchmark: `lag p50 at 1,000 events/s, 1 worker process, median of ${RUNS} (${list(oneRuns.map((r) => r.p50 ?? NaN))})`, value: p50, unit: 'ms' },
-    { benchmark: `lag p99 at 1,000 events/s, 1 worker process, median of ${RUNS} (${list(oneRuns.map((r) => r.p99 ?? NaN))})`, value: p99, unit: 'ms' },
-    { benchmark: 'lag p50 at 1,000 events/s, 2 worker processes', value: two.p50 ?? NaN, unit: 'ms' },
-    { benchmark: 'lag p99 at 1,000 events/s, 2 worker processes', value: two.p99 ?? NaN, unit: 'ms' },
+    { part: 'backlog', benchmark: `drain of a ${BACKLOG.toLocaleString('en-US')}-event backlog, all consumers, 3 worker processes`, value: w3.rate, unit: 'events/s', baseline: 'same, 1 worker process', baselineValue: w1.rate },
+    { part: 'backlog', benchmark: `lock-wait share of active sessions during the drain, 1 worker process (${w1.samples} samples, ${w1.meanActive.toFixed(1)} active and ${w1.meanIdleInTx.toFixed(1)} idle in transaction on average; waits: ${w1.kinds || 'none'})`, value: w1.lockShare * 100, unit: '%' },
+    { part: 'backlog', benchmark: `lock-wait share of active sessions during the drain, 3 worker processes (${w3.samples} samples, ${w3.meanActive.toFixed(1)} active and ${w3.meanIdleInTx.toFixed(1)} idle in transaction on average; waits: ${w3.kinds || 'none'})`, value: w3.lockShare * 100, unit: '%' },
+    { part: 'all', benchmark: `lag p50 at 1,000 events/s, 1 worker process, median of ${RUNS} (${list(oneRuns.map((r) => r.p50 ?? NaN))})`, value: p50, unit: 'ms' },
+    { part: 'all', benchmark: `lag p99 at 1,000 events/s, 1 worker process, median of ${RUNS} (${list(oneRuns.map((r) => r.p99 ?? NaN))})`, value: p99, unit: 'ms' },
+    { part: 'two', benchmark: 'lag p50 at 1,000 events/s, 2 worker processes', value: two.p50 ?? NaN, unit: 'ms' },
+    { part: 'two', benchmark: 'lag p99 at 1,000 events/s, 2 worker processes', value: two.p99 ?? NaN, unit: 'ms' },
   ];
+  const rows: Row[] = tagged.filter((r) => run(r.part)).map(({ part: _part, ...r }) => r);
   const result = {
     all_consumers_ratio_naive: oneRate / naiveRate,
     one_model_eps: median(oneModel),

@@ -56,8 +56,10 @@ export function printTable(title: string, rows: Row[]): void {
 }
 
 export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+  // Odd counts (BENCH_RUNS 3): the middle one; even counts: the mean of the two middle ones.
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 /**

@@ -133,6 +133,15 @@ async function priceChangesApplied(db: pg.Pool | pg.Client, table: string): Prom
   return Number(rows[0].n);
 }
 
+/** What the one-read-model workload leaves per ticket (price, lowest, highest, changes), as one hash: ours and graphile-worker's must agree. */
+async function ticketFingerprint(db: pg.Pool | pg.Client, table: string): Promise<string> {
+  const { rows } = await db.query(
+    `SELECT md5(coalesce(string_agg(concat_ws(':', id, doc->'price'->>'amountMinor', doc->'lowestPrice'->>'amountMinor', doc->'highestPrice'->>'amountMinor', doc->>'priceChanges'), ',' ORDER BY id), '')) AS h
+     FROM ${table} WHERE doc <> 'null'::jsonb`,
+  );
+  return String(rows[0].h);
+}
+
 function startWorkers(count: number, env: Record<string, string>): ChildProcess[] {
   return Array.from({ length: count }, () =>
     spawn(process.execPath, ['--max-semi-space-size=64', ...(process.env.BENCH_WORKER_NODE_FLAGS?.split(' ').filter(Boolean) ?? []), '--import', 'tsx', 'workers/worker.ts'], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error', ...env }, stdio: 'inherit' }),
@@ -214,7 +223,7 @@ export async function ours(workers: number, consumers?: string): Promise<{ rate:
  * Ours on the one-read-model workload: one worker process running only the ticket projection; N
  * TicketPriceChanged dispatched in batches of 500; timed until all N reached the read model.
  */
-async function oursOneModel(): Promise<number> {
+async function oursOneModel(): Promise<{ rate: number; fingerprint: string }> {
   const { env, c, teardown } = await ourSystem('e2e1m', 'TicketReadModelProjection');
   const ws = startWorkers(1, env);
   const gen = priceChanges(ONE_MODEL_STREAMS, 13);
@@ -227,8 +236,9 @@ async function oursOneModel(): Promise<number> {
   for (let i = 0; i < N; i += 500) await c.bus.dispatchMany(gen.batch(500));
   while ((await priceChangesApplied(c.appendPool, 'ticket_read_models')) < warm + N) await sleep(20);
   const rate = N / ((performance.now() - t0) / 1000);
+  const fingerprint = await ticketFingerprint(c.appendPool, 'ticket_read_models');
   await teardown(ws);
-  return rate;
+  return { rate, fingerprint };
 }
 
 /**
@@ -238,7 +248,7 @@ async function oursOneModel(): Promise<number> {
  * concurrency BENCH_GRAPHILE_CONCURRENCY, default WORKER_CONCURRENCY or 2, as ours) applies each job
  * in one transaction with one multi-row upsert. Timed until all N reached its read model.
  */
-async function graphile(): Promise<number> {
+async function graphile(): Promise<{ rate: number; fingerprint: string }> {
   const db = await freshDatabase('gw');
   const pool = new pg.Pool({ connectionString: db.url, max: 4 });
   pool.on('error', () => {});
@@ -283,11 +293,12 @@ async function graphile(): Promise<number> {
   for (let i = 0; i < N; i += 500) await append(gen.batch(500));
   while ((await priceChangesApplied(pool, 'gw_ticket_read_models')) < warm + N) await sleep(20);
   const rate = N / ((performance.now() - t0) / 1000);
+  const fingerprint = await ticketFingerprint(pool, 'gw_ticket_read_models');
   child.removeAllListeners('exit');
   await new Promise((r) => (child.exitCode !== null ? r(null) : (child.on('exit', r), child.kill('SIGTERM'))));
   await pool.end();
   await db.drop();
-  return rate;
+  return { rate, fingerprint };
 }
 
 /**
@@ -404,10 +415,16 @@ export async function runE2eBenchWithResult(): Promise<E2eResult> {
   // One read model (TicketPriceChanged only) vs graphile-worker, RUNS back-to-back pairs.
   const oneModel: number[] = [];
   const gw: number[] = [];
+  const fingerprints = new Set<string>();
   for (let i = 0; run('graphile') && i < RUNS; i++) {
-    oneModel.push(await oursOneModel());
-    gw.push(await graphile());
+    const o = await oursOneModel();
+    const g = await graphile();
+    oneModel.push(o.rate);
+    gw.push(g.rate);
+    fingerprints.add(o.fingerprint).add(g.fingerprint);
   }
+  // Same events, so the same ticket rows (price, lowest, highest, changes) on both sides, every run.
+  if (fingerprints.size > 1) console.warn(`warning: the one-read-model runs left different ticket read models (${fingerprints.size} distinct fingerprints)`);
 
   // 1 vs 3 worker processes on a backlog.
   const none = { rate: NaN, lockShare: NaN, samples: 0, meanActive: NaN, meanIdleInTx: NaN, kinds: '' };
@@ -431,6 +448,7 @@ export async function runE2eBenchWithResult(): Promise<E2eResult> {
       baseline: `graphile-worker 0.17.3, job per 100 events enqueued in the append txn, concurrency ${GRAPHILE_CONCURRENCY}, median of ${RUNS} (${list(gw)})`,
       baselineValue: median(gw),
     },
+    { part: 'graphile', benchmark: 'one read model: distinct ticket read-model contents over all those runs, ours and graphile-worker (expect 1)', value: fingerprints.size, unit: '' },
     { part: 'backlog', benchmark: `drain of a ${BACKLOG.toLocaleString('en-US')}-event backlog, all consumers, 3 worker processes`, value: w3.rate, unit: 'events/s', baseline: 'same, 1 worker process', baselineValue: w1.rate },
     { part: 'backlog', benchmark: `lock-wait share of active sessions during the drain, 1 worker process (${w1.samples} samples, ${w1.meanActive.toFixed(1)} active and ${w1.meanIdleInTx.toFixed(1)} idle in transaction on average; waits: ${w1.kinds || 'none'})`, value: w1.lockShare * 100, unit: '%' },
     { part: 'backlog', benchmark: `lock-wait share of active sessions during the drain, 3 worker processes (${w3.samples} samples, ${w3.meanActive.toFixed(1)} active and ${w3.meanIdleInTx.toFixed(1)} idle in transaction on average; waits: ${w3.kinds || 'none'})`, value: w3.lockShare * 100, unit: '%' },

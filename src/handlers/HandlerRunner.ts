@@ -332,8 +332,23 @@ export class HandlerRunner {
           await handler.handle(e as unknown as HandledEvent, ctx);
         }
       }
-      // Locks are taken at the end and in a fixed order (streams, then platforms, each sorted), the
-      // same order producers use, so concurrent handler batches cannot deadlock each other.
+      if (notifications.length) {
+        notifications.sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : a.kind < b.kind ? -1 : 1));
+        await tx.query(sql.unsafe`
+          INSERT INTO user_notifications (user_id, kind, event_id, title, body)
+          SELECT * FROM ${sql.unnest(notifications.map((n) => [n.userId, n.kind, n.eventId, n.title, JSON.stringify(n.body)]), ['text', 'text', 'uuid', 'text', 'jsonb'])}
+          ON CONFLICT (kind, event_id) DO NOTHING`);
+      }
+      if (redisBatch.length) {
+        // Before commit: if Redis fails the batch is retried, and the cache writes are idempotent.
+        const results = (await redisBatch.exec()) ?? [];
+        const failed = results.find(([err]) => err);
+        if (failed) throw failed[0];
+      }
+      // Locks others may wait for come last, in a fixed order (streams, then platforms, each sorted,
+      // the order producers use, so batches cannot deadlock): the emitted events lock their streams'
+      // rows (a monitor's stream takes every alert of the monitor), held only until the commit that
+      // follows two statements later.
       const byStream = new Map<string, { streamType: string; events: EmittedEvent[] }>();
       for (const ev of pendingEmits) {
         const { streamId, streamType } = eventRegistry.streamOf({ type: ev.type, payload: ev.payload } as DomainEvent);
@@ -357,21 +372,7 @@ export class HandlerRunner {
           });
         }
       }
-      if (notifications.length) {
-        notifications.sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : a.kind < b.kind ? -1 : 1));
-        await tx.query(sql.unsafe`
-          INSERT INTO user_notifications (user_id, kind, event_id, title, body)
-          SELECT * FROM ${sql.unnest(notifications.map((n) => [n.userId, n.kind, n.eventId, n.title, JSON.stringify(n.body)]), ['text', 'text', 'uuid', 'text', 'jsonb'])}
-          ON CONFLICT (kind, event_id) DO NOTHING`);
-      }
-      if (redisBatch.length) {
-        // Before commit: if Redis fails the batch is retried, and the cache writes are idempotent.
-        const results = (await redisBatch.exec()) ?? [];
-        const failed = results.find(([err]) => err);
-        if (failed) throw failed[0];
-      }
-      // Last before commit: every handler batch counts into the same few platform rows, so their row
-      // locks are held for one round trip instead of the whole tail of the transaction.
+      // Last before commit: this session's shard of each platform's counters (no other transaction writes it).
       await flushPlatformStats(tx, stats);
       return units.map((u) => claimedBy.get(u.handler.name)?.size ?? 0);
     });

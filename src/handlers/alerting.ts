@@ -174,16 +174,20 @@ export async function ticketStates(tx: CommonQueryMethods, upTo: ReadonlyMap<str
   };
 }
 
-/** Applies accumulated counters, one upsert, platforms in sorted order (a fixed lock order). */
+/**
+ * Applies accumulated counters, one upsert, platforms in sorted order (a fixed lock order), into this
+ * session's shard of each platform (migration 15): concurrent handler transactions never share a row.
+ */
 export async function flushPlatformStats(tx: CommonQueryMethods, stats: Map<string, { at: string; delta: PlatformStatsDelta }>): Promise<void> {
   if (stats.size === 0) return;
   const rows = [...stats].sort(([a], [b]) => (a < b ? -1 : 1)).map(([platform, { at, delta }]) => [
     platform, delta.tickets_discovered ?? 0, delta.price_changes ?? 0, delta.price_drops ?? 0, delta.alerts_triggered ?? 0, at,
   ]);
   await tx.query(sql.unsafe`
-    INSERT INTO platform_stats (platform, tickets_discovered, price_changes, price_drops, alerts_triggered, last_event_at)
-    SELECT * FROM ${sql.unnest(rows, ['text', 'int8', 'int8', 'int8', 'int8', 'timestamptz'])}
-    ON CONFLICT (platform) DO UPDATE SET
+    INSERT INTO platform_stats (platform, shard, tickets_discovered, price_changes, price_drops, alerts_triggered, last_event_at)
+    SELECT u.platform, pg_backend_pid() % 256, u.td, u.pc, u.pd, u.at, u.last
+    FROM ${sql.unnest(rows, ['text', 'int8', 'int8', 'int8', 'int8', 'timestamptz'])} AS u(platform, td, pc, pd, at, last)
+    ON CONFLICT (platform, shard) DO UPDATE SET
       tickets_discovered = platform_stats.tickets_discovered + EXCLUDED.tickets_discovered,
       price_changes = platform_stats.price_changes + EXCLUDED.price_changes,
       price_drops = platform_stats.price_drops + EXCLUDED.price_drops,

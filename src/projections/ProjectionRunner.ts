@@ -199,21 +199,16 @@ export class ProjectionRunner {
       JOIN g ON g.name = u.p`;
     const checkpoints = (await tx.any(
       skipLocked
-        ? // New checkpoints are ours (inserted here); existing ones only if nobody holds them. A checkpoint
-          // another transaction is inserting or holds is left out: its stream is deferred, not waited for.
+        ? // Ownership of a (projection, stream) is a transaction-scoped advisory try-lock, which never
+          // waits: a stream another job owns is left out (deferred). Row locks alone would wait, at the
+          // least on a checkpoint another job is inserting (a new stream in two batches at once).
           sql.unsafe`
       WITH g AS (${generationSql}), w AS MATERIALIZED (${wanted}),
-      ins AS (
-        INSERT INTO projection_checkpoints AS c (projection, generation, stream_id)
-        SELECT p, generation, s FROM w ORDER BY p, s
-        ON CONFLICT (projection, generation, stream_id) DO NOTHING
-        RETURNING c.projection, c.stream_id, c.version, c.parked, c.generation)
-      SELECT * FROM ins
-      UNION ALL
-      SELECT * FROM (
-        SELECT c.projection, c.stream_id, c.version, c.parked, c.generation FROM projection_checkpoints c
-        JOIN w ON c.projection = w.p AND c.generation = w.generation AND c.stream_id = w.s
-        ORDER BY c.projection, c.stream_id FOR UPDATE OF c SKIP LOCKED) held`
+      mine AS MATERIALIZED (SELECT * FROM w WHERE pg_try_advisory_xact_lock(hashtext(w.p), hashtext(w.s)))
+      INSERT INTO projection_checkpoints AS c (projection, generation, stream_id)
+      SELECT p, generation, s FROM mine ORDER BY p, s
+      ON CONFLICT (projection, generation, stream_id) DO UPDATE SET version = c.version
+      RETURNING c.projection, c.stream_id, c.version, c.parked, c.generation`
         : sql.unsafe`
       WITH g AS (${generationSql})
       INSERT INTO projection_checkpoints AS c (projection, generation, stream_id)

@@ -37,30 +37,31 @@ export async function lockDocumentsMany(db: CommonQueryMethods, sets: readonly {
 }
 
 /**
- * `lockDocumentsMany` for live work that must not wait: placeholders are inserted where missing (ON
- * CONFLICT DO NOTHING), existing rows are locked FOR UPDATE SKIP LOCKED. A key another transaction
- * holds or is creating is not in `held`; the caller defers the streams that need it.
+ * `lockDocumentsMany` for live work that must not wait: a document is taken only with a
+ * transaction-scoped advisory try-lock on (table, id), which never waits; the placeholder upsert then
+ * meets no other live writer. A key another transaction owns is not in `held`; the caller defers the
+ * streams that need it.
  */
 export async function lockDocumentsSkipping(db: CommonQueryMethods, sets: readonly { table: string; keys: readonly string[] }[]): Promise<{ docs: Map<string, unknown>[]; held: Set<string>[] }> {
   const docs = sets.map(() => new Map<string, unknown>());
   const held = sets.map(() => new Set<string>());
   const parts = sets
-    .map((s, i) => ({ i, t: sql.identifier([s.table]), sorted: [...new Set(s.keys)].sort() }))
+    .map((s, i) => ({ i, table: s.table, t: sql.identifier([s.table]), sorted: [...new Set(s.keys)].sort() }))
     .filter((p) => p.sorted.length > 0)
     .flatMap((p) => [
-      sql.fragment`${sql.identifier([`n${p.i}`])} AS (
+      sql.fragment`${sql.identifier([`k${p.i}`])} AS MATERIALIZED (
+        SELECT k FROM unnest(${sql.array(p.sorted, 'text')}::text[]) AS k WHERE pg_try_advisory_xact_lock(hashtext(${p.table}), hashtext(k)))`,
+      sql.fragment`${sql.identifier([`l${p.i}`])} AS (
         INSERT INTO ${p.t} AS d (id, doc, last_position)
-        SELECT k, 'null'::jsonb, 0 FROM unnest(${sql.array(p.sorted, 'text')}::text[]) AS k ORDER BY k
-        ON CONFLICT (id) DO NOTHING
+        SELECT k, 'null'::jsonb, 0 FROM ${sql.identifier([`k${p.i}`])} ORDER BY k
+        ON CONFLICT (id) DO UPDATE SET last_position = d.last_position
         RETURNING ${p.i}::int4 AS i, d.id, d.doc)`,
-      sql.fragment`${sql.identifier([`h${p.i}`])} AS (
-        SELECT ${p.i}::int4 AS i, d.id, d.doc FROM ${p.t} d WHERE d.id = ANY(${sql.array(p.sorted, 'text')}) ORDER BY d.id FOR UPDATE SKIP LOCKED)`,
     ]);
   if (parts.length === 0) return { docs, held };
   const selects = sets
     .map((_, i) => i)
     .filter((i) => sets[i]!.keys.length > 0)
-    .flatMap((i) => [sql.fragment`SELECT * FROM ${sql.identifier([`n${i}`])}`, sql.fragment`SELECT * FROM ${sql.identifier([`h${i}`])}`]);
+    .map((i) => sql.fragment`SELECT * FROM ${sql.identifier([`l${i}`])}`);
   const rows = (await db.any(sql.unsafe`
     WITH ${sql.join(parts, sql.fragment`, `)}
     ${sql.join(selects, sql.fragment` UNION ALL `)}`)) as readonly (z.infer<typeof DocRow> & { i: number })[];

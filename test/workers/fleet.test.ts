@@ -92,7 +92,7 @@ describe('the worker fleet', () => {
       expect({ handler: h.name, ledger }).toEqual({ handler: h.name, ledger: handled });
     }
     const discovered = await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_store WHERE event_type = 'TicketDiscovered'`);
-    const statsTotal = await db.pool.oneFirst(sql.type(n)`SELECT coalesce(sum(tickets_discovered), 0)::int8 AS n FROM platform_stats`);
+    const statsTotal = await db.pool.oneFirst(sql.type(n)`SELECT coalesce(sum(tickets_discovered), 0)::int8 AS n FROM platform_stats_totals`);
     expect(statsTotal).toBe(discovered);
     const alerts = await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_store WHERE event_type = 'AlertTriggered'`);
     const alertNotifications = await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM user_notifications WHERE kind = 'alert'`);

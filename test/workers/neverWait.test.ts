@@ -10,9 +10,9 @@ import { actualDocs } from '../support/readModels.js';
 
 /**
  * Workers must not wait on each other (ARCHITECTURE §7): a live projection job that meets a
- * checkpoint or document another transaction holds leaves that stream to a follow-up job and applies
- * the rest of its batch now. Here an open transaction plays the other worker, holding the lock for as
- * long as the test likes.
+ * checkpoint or document another live job owns leaves that stream to a follow-up job and applies the
+ * rest of its batch now. Here an open transaction plays the other worker, holding its lock for as long
+ * as the test likes.
  */
 let db: TestDb;
 let c: Container;
@@ -50,11 +50,10 @@ describe('a live projection job never waits for a lock another transaction holds
       await waitFor(async () => (await quantityOf(held)) === 5 && (await quantityOf(free[1]!)) === 5, { what: 'the first events applied' });
 
       await holder.query('BEGIN');
-      const locked =
-        what === 'checkpoint'
-          ? await holder.query(`SELECT 1 FROM projection_checkpoints WHERE projection = $1 AND stream_id = $2 FOR UPDATE`, [TicketReadModelProjection.name, `ticket-${held}`])
-          : await holder.query(`SELECT 1 FROM ${TicketReadModelProjection.table} WHERE id = $1 FOR UPDATE`, [held]);
-      expect(locked.rowCount).toBe(1);
+      // What a live job holds while it works on a stream: the advisory lock on (projection, stream), or
+      // on (table, document id) for a document (ProjectionRunner / lockDocumentsSkipping).
+      const [a, b] = what === 'checkpoint' ? [TicketReadModelProjection.name, `ticket-${held}`] : [TicketReadModelProjection.table, held];
+      await holder.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [a, b]);
 
       // One batch: the held stream's event between two free ones.
       await c.bus.dispatchMany([avail(free[0]!, 5, 4), avail(held, 5, 3), avail(free[1]!, 5, 2)]);

@@ -103,7 +103,7 @@ describe('Redis restarted empty mid-run', () => {
     expect(await readModelDiffs(db.pool, defaultProjections)).toEqual([]);
     expect(await handlerEffectGaps(db.pool, defaultHandlers)).toEqual([]);
     const discovered = await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_store WHERE event_type = 'TicketDiscovered'`);
-    expect(await db.pool.oneFirst(sql.type(n)`SELECT coalesce(sum(tickets_discovered), 0)::int8 AS n FROM platform_stats`)).toBe(discovered);
+    expect(await db.pool.oneFirst(sql.type(n)`SELECT coalesce(sum(tickets_discovered), 0)::int8 AS n FROM platform_stats_totals`)).toBe(discovered);
     const alerts = await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_store WHERE event_type = 'AlertTriggered'`);
     expect(alerts).toBeGreaterThan(0);
     expect(await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM user_notifications WHERE kind = 'alert'`)).toBe(alerts);

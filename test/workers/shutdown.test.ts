@@ -43,7 +43,7 @@ describe('SIGTERM', () => {
 
     // Nothing half-applied: each handler's Postgres effect matches its ledger exactly.
     const ledger = await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_handler_ledger WHERE handler = 'TicketDiscoveredHandler'`);
-    const stats = await db.pool.oneFirst(sql.type(n)`SELECT coalesce(sum(tickets_discovered), 0)::int8 AS n FROM platform_stats`);
+    const stats = await db.pool.oneFirst(sql.type(n)`SELECT coalesce(sum(tickets_discovered), 0)::int8 AS n FROM platform_stats_totals`);
     expect(stats).toBe(ledger);
     // And every ticket document is exactly at its checkpoint.
     const mismatched = await db.pool.oneFirst(sql.type(n)`

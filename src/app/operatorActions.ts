@@ -22,7 +22,7 @@ export const AuditEntrySchema = z.object({
   details: z.record(z.unknown()),
 });
 export type AuditEntry = z.infer<typeof AuditEntrySchema>;
-const AuditRow = z.object({ id: z.number(), at: z.number(), actor: z.string(), action: z.string(), filter: z.record(z.unknown()), counts: z.record(z.unknown()), details: z.record(z.unknown()) });
+const AuditRow = z.object({ id: z.number(), at: z.string(), actor: z.string(), action: z.string(), filter: z.record(z.unknown()), counts: z.record(z.unknown()), details: z.record(z.unknown()) });
 
 export async function audit(db: CommonQueryMethods, entry: { actor: string; action: AuditAction; filter?: object; counts?: object; details?: object }): Promise<number> {
   return db.oneFirst(sql.type(z.object({ id: z.number() }))`
@@ -37,7 +37,7 @@ export async function auditEntries(db: CommonQueryMethods, o: { limit: number; b
     SELECT id, at, actor, action, filter, counts, details FROM operator_audit
     ${o.before !== undefined ? sql.fragment`WHERE id < ${o.before}` : sql.fragment``}
     ORDER BY id DESC LIMIT ${o.limit}`);
-  return rows.map((r) => ({ ...r, at: new Date(r.at).toISOString() }));
+  return [...rows];
 }
 
 export interface BulkResult {

@@ -160,8 +160,11 @@ export class LiveTail {
   private broadcast(rows: readonly Row[]): void {
     const live = [...this.clients].filter((c) => c.live);
     if (live.length === 0) return;
-    // Each message is encoded once, whatever the number of clients.
+    // Each message is encoded once, whatever the number of clients, and each client gets one write
+    // per page (the whole page, shared, for a client with no filter that is not ahead of the poller).
     const messages = rows.map((r) => ({ r, text: this.message(r) }));
+    const first = rows[0]!;
+    let whole: string | null = null;
     for (const c of live) {
       // Judged before this page is written: a page is a burst any client may take, but a client that
       // has not read what it was sent before is slower than the store and is let go.
@@ -169,10 +172,16 @@ export class LiveTail {
         this.drop(c, 'live');
         continue;
       }
-      for (const { r, text } of messages) {
-        const at = { transactionId: r.transaction_id, position: r.global_position };
-        if (compareCheckpoints(at, c.after) <= 0 || !matches(r, c.filter)) continue;
-        c.res.write(text);
+      const unfiltered = !c.filter.types?.length && c.filter.stream === undefined;
+      if (unfiltered && compareCheckpoints({ transactionId: first.transaction_id, position: first.global_position }, c.after) > 0) {
+        c.res.write((whole ??= messages.map((m) => m.text).join('')));
+      } else {
+        let chunk = '';
+        for (const { r, text } of messages) {
+          if (compareCheckpoints({ transactionId: r.transaction_id, position: r.global_position }, c.after) <= 0 || !matches(r, c.filter)) continue;
+          chunk += text;
+        }
+        if (chunk) c.res.write(chunk);
       }
       if (compareCheckpoints(this.head!, c.after) > 0) c.after = this.head!;
     }

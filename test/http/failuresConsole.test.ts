@@ -2,6 +2,8 @@ import { sql } from 'slonik';
 import { z } from 'zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sampleEvent } from '../../src/domain/index.js';
+import { parkUnapplied } from '../../src/projections/checkpoints.js';
+import { TicketReadModelProjection } from '../../src/projections/index.js';
 import { OpenApiChecker, startHarness, TOKEN, type Harness } from './support.js';
 
 let h: Harness;
@@ -206,5 +208,44 @@ describe('audit log: GET /api/events/audit', () => {
     const audits = await auditCount();
     expect((await call('POST', `/api/events/failures/${id}/retry`)).status).toBe(409);
     expect(await auditCount()).toBe(audits);
+  });
+});
+
+describe('bulk actions on projection failures', () => {
+  it('bulk-projection-failures: retry unparks the stream and enqueues a catch-up that resolves it; resolve skips past the event and catches the stream up', async () => {
+    await h.db.pool.query(sql.unsafe`INSERT INTO event_projections (name, version) VALUES (${TicketReadModelProjection.name}, ${TicketReadModelProjection.version}) ON CONFLICT DO NOTHING`);
+    const [a, b] = await h.c.bus.dispatchMany([sampleEvent('TicketDiscovered', { ticketId: 'fc-proj-a' }), sampleEvent('TicketDiscovered', { ticketId: 'fc-proj-b' })]);
+    await h.c.bus.dispatchMany([sampleEvent('TicketPriceChanged', { ticketId: 'fc-proj-a' }), sampleEvent('TicketPriceChanged', { ticketId: 'fc-proj-b' })]);
+    const parked = await h.db.pool.transaction((tx) => parkUnapplied(tx, TicketReadModelProjection, ['ticket-fc-proj-a', 'ticket-fc-proj-b']));
+    expect(parked.map((p) => p.eventId).sort()).toEqual([a!.id, b!.id].sort());
+    await h.c.failures.record(TicketReadModelProjection.name, 'projection', [a!, b!].map((e) => ({ eventId: e.id, message: 'fold failed: price missing' })), 5, 'job-p');
+    const Checkpoint = z.object({ stream_id: z.string(), version: z.number(), global_position: z.number(), parked: z.boolean() });
+    const checkpoints = async () =>
+      Object.fromEntries(
+        (await h.db.pool.any(sql.type(Checkpoint)`
+          SELECT stream_id, version, global_position, parked FROM projection_checkpoints
+          WHERE projection = ${TicketReadModelProjection.name} AND stream_id IN ('ticket-fc-proj-a', 'ticket-fc-proj-b')`)).map((r) => [r.stream_id, r]),
+      );
+    expect(Object.values(await checkpoints()).map((c) => c.parked)).toEqual([true, true]);
+    const failureOf = async (eventId: string) => (await call('GET', `/api/events/failures?consumer=${TicketReadModelProjection.name}&status=all&limit=10`)).body.data.failures.find((f: any) => f.event_id === eventId);
+
+    const retried = await call('POST', '/api/events/failures/retry', { body: { filter: { ids: [(await failureOf(a!.id)).id] } } });
+    expect(retried.body.data).toMatchObject({ matched: 1, retried: 1, jobs: 1 });
+    const resolved = await call('POST', '/api/events/failures/resolve', { body: { filter: { consumer: TicketReadModelProjection.name, q: 'price missing' }, note: 'bad scrape' } });
+    expect(resolved.body.data).toMatchObject({ matched: 1, resolved: 1 });
+
+    const after = await checkpoints();
+    expect(after['ticket-fc-proj-a']).toMatchObject({ parked: false, version: 0 });
+    // Resolved: the stream continues after the skipped event (version 1), not before it.
+    expect(after['ticket-fc-proj-b']).toMatchObject({ parked: false, version: 1, global_position: b!.position });
+    expect((await failureOf(a!.id)).status).toBe('retrying');
+    expect(await failureOf(b!.id)).toMatchObject({ status: 'resolved', skipped: true, resolution_note: 'bad scrape' });
+    const jobs = (await ownJobs(TicketReadModelProjection.name)).map((j) => j.data);
+    expect(jobs).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ streams: { [TicketReadModelProjection.name]: ['ticket-fc-proj-a'] }, retryOf: [(await failureOf(a!.id)).id] }),
+        { streams: { [TicketReadModelProjection.name]: ['ticket-fc-proj-b'] } },
+      ]),
+    );
   });
 });

@@ -11,7 +11,8 @@ let h: Harness;
 
 beforeAll(async () => {
   // A small per-client bound, so a client that stops reading is dropped after a few MB, not hundreds.
-  h = await startHarness('live_stream', { STREAM_CLIENT_BUFFER_BYTES: '65536', STREAM_HEARTBEAT_MS: '300' });
+  // A long shutdown grace: an open stream that held the server's close would hold it for minutes.
+  h = await startHarness('live_stream', { STREAM_CLIENT_BUFFER_BYTES: '65536', STREAM_HEARTBEAT_MS: '300', SHUTDOWN_GRACE_MS: '300000' });
 });
 afterAll(async () => {
   await h?.close();
@@ -229,5 +230,13 @@ describe('live stream: GET /api/events/stream', () => {
       slow.destroy();
       await reader.close();
     }
+  });
+
+  // Last: it closes the server.
+  it('stream-does-not-hold-shutdown: closing the web server ends open streams instead of waiting for them', async () => {
+    const client = sse('/api/events/stream');
+    await waitFor(() => client.comments.includes('connected'), { what: 'the stream to open' });
+    await h.server.close();
+    await waitFor(() => client.ended, { what: 'the stream to be ended by the server' });
   });
 });

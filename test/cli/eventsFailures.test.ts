@@ -96,6 +96,20 @@ describe('npm run events:failures', () => {
   });
 });
 
+describe('npm run events:replay', () => {
+  it('cli-rebuild-is-audited: an enqueued rebuild is written to the audit log as cli:<user>; a dry run is not', async () => {
+    const count = () => db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT count(*) AS n FROM operator_audit WHERE action = 'rebuild'`);
+    expect((await cli('scripts/events-replay.ts', ['--projection=TicketReadModelProjection', '--dry-run'])).code).toBe(0);
+    expect(await count()).toBe(0);
+    const r = await cli('scripts/events-replay.ts', ['--projection=TicketReadModelProjection', '--json']);
+    expect(r.code).toBe(0);
+    const { jobId } = json(r.out);
+    const entry = await db.pool.one(sql.type(z.object({ actor: z.string(), filter: z.record(z.unknown()), details: z.record(z.unknown()) }))`
+      SELECT actor, filter, details FROM operator_audit WHERE action = 'rebuild'`);
+    expect(entry).toMatchObject({ actor: `cli:${userInfo().username}`, filter: { projection: 'TicketReadModelProjection' }, details: { jobId, projections: ['TicketReadModelProjection'] } });
+  });
+});
+
 describe('npm run events:monitor', () => {
   it('monitor --failures takes the same filters; a filter without --failures exits 2', async () => {
     const r = await cli('scripts/events-monitor.ts', ['--failures', '--consumer', 'TicketDiscoveredHandler', '--json']);

@@ -135,7 +135,18 @@ export class BulkFailures {
         UPDATE event_processing_failures SET status = 'retrying', retry_count = retry_count + 1, skipped = false
         WHERE id = ANY(${sql.array(rows.map((r) => r.id), 'int8')})`);
       for (const [consumer, of] of groupBy(rows.filter((r) => r.consumer_kind === 'projection'))) await unparkMany(tx, consumer, of.map((r) => r.stream_id));
-    }, (rows) => this.enqueue(rows, true));
+    }, async (rows) => {
+      try {
+        return await this.enqueue(rows, true);
+      } catch (error) {
+        // Redis refused the jobs: rows left `retrying` with no job would be out of every bulk retry's
+        // reach (it takes open ones), so they go back to open and the operator can retry them later.
+        await this.pool.query(sql.unsafe`
+          UPDATE event_processing_failures SET status = 'open', retry_count = greatest(retry_count - 1, 0)
+          WHERE id = ANY(${sql.array(rows.map((r) => r.id), 'int8')}) AND status = 'retrying'`);
+        throw error;
+      }
+    });
   }
 
   /** As a one-id resolve: the consumer skips each event for good (ledger row, or the stream continues after it). */

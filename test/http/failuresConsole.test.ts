@@ -249,3 +249,20 @@ describe('bulk actions on projection failures', () => {
     );
   });
 });
+
+describe('bulk retry when the jobs cannot be enqueued', () => {
+  it('bulk-retry-enqueue-failed-reopens: failures whose jobs Redis refused are open again (a later bulk retry can take them), not stuck retrying', async () => {
+    const stored = await h.c.bus.dispatchMany(Array.from({ length: 3 }, (_, i) => sampleEvent('TicketDiscovered', { ticketId: `fc-norq-${i}` })));
+    await h.c.failures.record('TicketCacheHandler', 'handler', stored.map((e) => ({ eventId: e.id, message: 'cache full' })), 5, 'job-q');
+    // This consumer's queue is closed: its addBulk fails as it would with Redis gone.
+    await h.c.consumerQueues.own('TicketCacheHandler').close();
+    const r = await h.api('POST', '/api/events/failures/retry', { body: { filter: { consumer: 'TicketCacheHandler' } } });
+    expect(r.status).toBeGreaterThanOrEqual(500);
+    const rows = (await call('GET', '/api/events/failures?consumer=TicketCacheHandler&status=all')).body.data.failures;
+    expect(rows.map((f: any) => [f.status, f.retry_count])).toEqual([
+      ['open', 0],
+      ['open', 0],
+      ['open', 0],
+    ]);
+  });
+});

@@ -23,22 +23,25 @@ export function startReplayWorker(c: Container): { worker: Worker; close(graceMs
     delayOnInfrastructureFault<ReplayJobState, unknown>(c.faults, async (job) => {
       const results = [];
       const completed = new Set(job.data.completed ?? []);
-      for (const [index, name] of job.data.projections.entries()) {
-        if (completed.has(name)) continue;
+      const todo = job.data.projections.filter((name) => !completed.has(name)).map((name) => {
         const projection = byName.get(name);
         if (!projection) throw new Error(`unknown projection ${name}`);
-        const r = await engine.run(projection, {
-          jobId: job.id!,
-          from: job.data.from,
-          chunk: job.data.chunk,
-          onProgress: (p) => job.updateProgress({ ...p, index, of: job.data.projections.length }),
-        });
-        results.push(r);
-        replayRuns.inc({ projection: name, outcome: 'completed' });
-        replayEvents.inc({ projection: name }, Math.max(0, r.events - r.resumedFrom));
-        completed.add(name);
-        await job.updateData({ ...job.data, completed: [...completed] });
-      }
+        return projection;
+      });
+      // A full rebuild reads the store once for all its projections; `--from` runs them one by one.
+      const runs = await engine.runMany(todo, {
+        jobId: job.id!,
+        from: job.data.from,
+        chunk: job.data.chunk,
+        onProgress: (p) => job.updateProgress({ ...p, index: completed.size, of: job.data.projections.length }),
+        onSwitched: async (r) => {
+          replayRuns.inc({ projection: r.projection, outcome: 'completed' });
+          replayEvents.inc({ projection: r.projection }, Math.max(0, r.events - r.resumedFrom));
+          completed.add(r.projection);
+          await job.updateData({ ...job.data, completed: [...completed] });
+        },
+      });
+      results.push(...runs);
       return { projections: results };
     }),
     {

@@ -33,6 +33,8 @@ export interface HandlerJobData {
 export interface ProjectionJobData {
   /** Per projection, the streams it should catch up. */
   streams: Record<string, string[]>;
+  /** A follow-up of streams another job held (skip-locked), the how-manieth in a row. */
+  deferrals?: number;
   owed?: string;
   retryOf?: number | number[];
   attemptOffset?: number;

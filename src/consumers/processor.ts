@@ -6,7 +6,7 @@ import type { EventHandler } from '../handlers/Handler.js';
 import type { HandlerBatchResult, HandlerRunner } from '../handlers/HandlerRunner.js';
 import type { SettleSql } from '../db/statements.js';
 import { unprocessedEvents } from '../handlers/ledger.js';
-import { countConsumerRun } from '../metrics/metrics.js';
+import { countConsumerRun, countDeferred } from '../metrics/metrics.js';
 import { SpanKind, withSpan } from '../tracing.js';
 import { parkUnapplied } from '../projections/checkpoints.js';
 import type { Projection } from '../projections/Projection.js';
@@ -140,8 +140,9 @@ export class ConsumerJobProcessor {
     if (work.length === 0) return { consumers: entries.length, handedOver: 0, forwarded: notMine.length };
 
     const revivedJob = await this.revived(job, own, work.map((w) => w.projection.name));
-    const results = await this.d.projectionRunner.catchUpMany(work, { settle: this.settler(data, undefined, revivedJob) });
+    const results = await this.d.projectionRunner.catchUpMany(work, { settle: this.settler(data, undefined, revivedJob), skipLocked: true });
     const seconds = (performance.now() - t0) / 1000;
+    await this.followUpDeferred(job, results);
     const leftovers: { consumer: string; keys: string[]; error: Error }[] = [];
     for (const { projection, streams } of work) {
       const r = results.get(projection.name)!;
@@ -149,7 +150,7 @@ export class ConsumerJobProcessor {
         r instanceof Error
           ? { consumer: projection.name, keys: [...streams], error: r }
           : r.poisoned.length
-            ? { consumer: projection.name, keys: r.poisoned.map((p) => p.streamId), error: poisonFailure(projection.name, r.poisoned[0]!) }
+            ? { consumer: projection.name, keys: [...r.poisoned.map((p) => p.streamId), ...r.deferred], error: poisonFailure(projection.name, r.poisoned[0]!) }
             : null;
       countConsumerRun(projection.name, 'projection', leftover === null, seconds);
       if (leftover) leftovers.push(leftover);
@@ -161,6 +162,26 @@ export class ConsumerJobProcessor {
     }
     for (const l of leftovers) await this.handOver(job, 'projection', l.consumer, l.keys, l.error);
     return { consumers: entries.length, handedOver: leftovers.length, forwarded: notMine.length };
+  }
+
+  /**
+   * Streams another job held (their checkpoint or a document) were not waited for: a follow-up job on
+   * the same queue catches them up a moment later and settles the owed row. If this process dies first,
+   * the owed row is still there and the reconciler redelivers it.
+   */
+  private async followUpDeferred(job: Job<ProjectionJobData>, results: ReadonlyMap<string, CatchUpResult | Error>): Promise<void> {
+    const streams: Record<string, string[]> = {};
+    // A projection that also has a poisoned stream hands its deferred streams over with it (one job, one owed row).
+    for (const [name, r] of results) if (!(r instanceof Error) && r.deferred.length && r.poisoned.length === 0) streams[name] = r.deferred;
+    const names = Object.keys(streams);
+    if (names.length === 0) return;
+    const deferrals = (job.data.deferrals ?? 0) + 1;
+    countDeferred(names.reduce((n, k) => n + streams[k]!.length, 0));
+    const base = Math.min(1000, 10 * 2 ** Math.min(deferrals, 7));
+    const policy = this.d.policyOf(names[0]!);
+    const data: ProjectionJobData = { ...job.data, streams, deferrals };
+    const jobId = derivedJobId('deferred', [job.queueName, job.id, job.attemptsMade, deferrals, ...names, ...names.flatMap((n) => streams[n]!)]);
+    await this.d.queues.byName(job.queueName).add(job.name, data, { ...jobOptions(policy), jobId, delay: Math.round(base * (0.5 + Math.random())) });
   }
 
   /**
@@ -282,7 +303,7 @@ export class ConsumerJobProcessor {
       const events = handlers.length ? await this.d.handlerRunner.loadEvents(entries.map((e) => e.eventId)) : [];
       const [handled, projected] = await Promise.all([
         handlers.length ? this.d.handlerRunner.runMany(handlers, events, { onEmitted: (e) => void more.push(...e) }) : new Map<string, HandlerBatchResult>(),
-        work.length ? this.d.projectionRunner.catchUpMany(work) : new Map<string, CatchUpResult | Error>(),
+        work.length ? this.d.projectionRunner.catchUpMany(work, { skipLocked: true }) : new Map<string, CatchUpResult | Error>(),
       ]);
       const seconds = (performance.now() - t0) / 1000;
       const done: string[] = [];
@@ -293,7 +314,7 @@ export class ConsumerJobProcessor {
       }
       for (const { projection } of work) {
         const r = projected.get(projection.name);
-        const ok = !!r && !(r instanceof Error) && r.poisoned.length === 0;
+        const ok = !!r && !(r instanceof Error) && r.poisoned.length === 0 && r.deferred.length === 0;
         countConsumerRun(projection.name, 'projection', ok, seconds);
         if (ok) done.push(projection.name);
       }

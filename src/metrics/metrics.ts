@@ -39,6 +39,16 @@ export const jobDuration = new Histogram({
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'failed', 'completed'] as const;
 
 /** Counts one consumer's run inside a batch job (its share of the job, timed as the whole batch). */
+const deferredStreams = new Counter({
+  name: 'hdt_projection_streams_deferred_total',
+  help: 'Streams a live projection job left for a follow-up because another job held their checkpoint or a document (workers never wait on each other)',
+  registers: [registry],
+});
+
+export function countDeferred(streams: number): void {
+  deferredStreams.inc(streams);
+}
+
 export function countConsumerRun(consumer: string, kind: 'handler' | 'projection', ok: boolean, seconds: number): void {
   jobDuration.observe({ consumer, kind }, seconds);
   (ok ? jobsProcessed : jobsFailed).inc({ consumer, kind });

@@ -5,7 +5,7 @@ import { rowToEvent, type StoredEvent, type StoredEventRowType, type Upcaster } 
 import { isTracingEnabled, recordConsumerRun, spanClock } from '../tracing.js';
 
 export { rowToEvent };
-import { documentWrites, DocumentWorkingSet, lockDocumentsMany } from './documents.js';
+import { documentWrites, DocumentWorkingSet, lockDocumentsMany, lockDocumentsSkipping } from './documents.js';
 import type { ProjectedEvent, Projection } from './Projection.js';
 
 interface CheckpointRowType {
@@ -35,6 +35,11 @@ export interface CatchUpResult {
   streams: number;
   poisoned: PoisonedStream[];
   parkedSkipped: string[];
+  /**
+   * Streams left for a follow-up (`skipLocked`): another transaction held their checkpoint or one of
+   * their documents. Nothing of them was applied; their events are still owed.
+   */
+  deferred: string[];
 }
 
 export interface CatchUpOptions {
@@ -42,6 +47,11 @@ export interface CatchUpOptions {
   settle?: SettleSql;
   /** Events to pass over without applying them (an operator skipped them): a rebuild's skip list. */
   skip?: ReadonlySet<string>;
+  /**
+   * Live work: never wait for a checkpoint or document another transaction holds; leave those streams
+   * `deferred` for a follow-up instead, so workers never wait on each other (ARCHITECTURE §7).
+   */
+  skipLocked?: boolean;
 }
 
 /** Recovers the narrowed event from a stored one (payloads were validated before they were stored). */
@@ -74,7 +84,7 @@ export class ProjectionRunner {
   async catchUp(projection: Projection<any>, streams: readonly string[], options: CatchUpOptions = {}): Promise<CatchUpResult> {
     const sorted = [...new Set(streams)].sort();
     // The current generation is read (FOR SHARE) in the statement that locks the checkpoints.
-    return this.pool.transaction(async (tx) => (await this.catchUpSet(tx, [{ projection, table: projection.table, streams: sorted }], 'current', options.skip, options.settle))[0]!);
+    return this.pool.transaction(async (tx) => (await this.catchUpSet(tx, [{ projection, table: projection.table, streams: sorted }], 'current', options.skip, options.settle, false, options.skipLocked))[0]!);
   }
 
   /**
@@ -92,7 +102,7 @@ export class ProjectionRunner {
     const distinctTables = new Set(items.map((i) => i.table)).size === items.length;
     if (items.length > 1 && distinctTables) {
       try {
-        const results = await this.pool.transaction((tx) => this.catchUpSet(tx, items, 'current', options.skip, options.settle));
+        const results = await this.pool.transaction((tx) => this.catchUpSet(tx, items, 'current', options.skip, options.settle, false, options.skipLocked));
         items.forEach((it, k) => out.set(it.projection.name, results[k]!));
         return out;
       } catch (error) {
@@ -123,7 +133,7 @@ export class ProjectionRunner {
    * when no stream is poisoned (the hand-over or the failure record settles otherwise).
    */
   private async bisect(projection: Projection<any>, streams: readonly string[], options: CatchUpOptions): Promise<CatchUpResult> {
-    const total: CatchUpResult = { applied: 0, streams: 0, poisoned: [], parkedSkipped: [] };
+    const total: CatchUpResult = { applied: 0, streams: 0, poisoned: [], parkedSkipped: [], deferred: [] };
     const run = async (part: readonly string[]): Promise<void> => {
       try {
         const r = await this.catchUp(projection, part, { skip: options.skip });
@@ -165,12 +175,12 @@ export class ProjectionRunner {
    * `withArchive` (rebuilds): read the events from event_store_all (hot + archived). Live catch-up reads
    * event_store only: a stream is archived only once every consumer has applied its events.
    */
-  private async catchUpSet(tx: CommonQueryMethods, items: readonly CatchUpItem[], generationOrCurrent: number | 'current', skip?: ReadonlySet<string>, settle?: SettleSql, withArchive = false): Promise<CatchUpResult[]> {
-    const results = items.map((): CatchUpResult => ({ applied: 0, streams: 0, poisoned: [], parkedSkipped: [] }));
+  private async catchUpSet(tx: CommonQueryMethods, items: readonly CatchUpItem[], generationOrCurrent: number | 'current', skip?: ReadonlySet<string>, settle?: SettleSql, withArchive = false, skipLocked = false): Promise<CatchUpResult[]> {
+    const results = items.map((): CatchUpResult => ({ applied: 0, streams: 0, poisoned: [], parkedSkipped: [], deferred: [] }));
     const startedAt = spanClock();
     // Nothing to write but the settle statements (every projection is clean when nothing was folded).
     const settleOnly = async () => {
-      const parts = settle?.(items.map((it) => it.projection.name)) ?? [];
+      const parts = settle?.(items.filter((_, k) => results[k]!.deferred.length === 0).map((it) => it.projection.name)) ?? [];
       if (parts.length) await tx.query(sql.unsafe`${asOneStatement(parts)}`);
       return results;
     };
@@ -185,22 +195,47 @@ export class ProjectionRunner {
     // and returns an existing row even when another transaction committed it a moment ago (a plain
     // SELECT ... FOR UPDATE in the same statement would not see it). Rows are locked in (projection,
     // stream) order, the order every catch-up uses.
-    const checkpoints = (await tx.any(sql.unsafe`
+    const wanted = sql.fragment`SELECT u.p, g.generation, u.s FROM unnest(${sql.array(pairs.map((p) => p[0]), 'text')}::text[], ${sql.array(pairs.map((p) => p[1]), 'text')}::text[]) AS u(p, s)
+      JOIN g ON g.name = u.p`;
+    const checkpoints = (await tx.any(
+      skipLocked
+        ? // New checkpoints are ours (inserted here); existing ones only if nobody holds them. A checkpoint
+          // another transaction is inserting or holds is left out: its stream is deferred, not waited for.
+          sql.unsafe`
+      WITH g AS (${generationSql}), w AS MATERIALIZED (${wanted}),
+      ins AS (
+        INSERT INTO projection_checkpoints AS c (projection, generation, stream_id)
+        SELECT p, generation, s FROM w ORDER BY p, s
+        ON CONFLICT (projection, generation, stream_id) DO NOTHING
+        RETURNING c.projection, c.stream_id, c.version, c.parked, c.generation)
+      SELECT * FROM ins
+      UNION ALL
+      SELECT * FROM (
+        SELECT c.projection, c.stream_id, c.version, c.parked, c.generation FROM projection_checkpoints c
+        JOIN w ON c.projection = w.p AND c.generation = w.generation AND c.stream_id = w.s
+        ORDER BY c.projection, c.stream_id FOR UPDATE OF c SKIP LOCKED) held`
+        : sql.unsafe`
       WITH g AS (${generationSql})
       INSERT INTO projection_checkpoints AS c (projection, generation, stream_id)
-      SELECT u.p, g.generation, u.s FROM unnest(${sql.array(pairs.map((p) => p[0]), 'text')}::text[], ${sql.array(pairs.map((p) => p[1]), 'text')}::text[]) AS u(p, s)
-      JOIN g ON g.name = u.p ORDER BY u.p, u.s
+      ${wanted} ORDER BY u.p, u.s
       ON CONFLICT (projection, generation, stream_id) DO UPDATE SET version = c.version
-      RETURNING c.projection, c.stream_id, c.version, c.parked, c.generation`)) as readonly CheckpointRowType[];
+      RETURNING c.projection, c.stream_id, c.version, c.parked, c.generation`,
+    )) as readonly CheckpointRowType[];
+    if (skipLocked) {
+      const got = new Set(checkpoints.map((c) => `${c.projection}\u0000${c.stream_id}`));
+      items.forEach((it, k) => {
+        for (const s of it.streams) if (!got.has(`${it.projection.name}\u0000${s}`)) results[k]!.deferred.push(s);
+      });
+    }
     const byProjection = new Map<string, CheckpointRowType[]>();
     for (const c of checkpoints) byProjection.set(c.projection, [...(byProjection.get(c.projection) ?? []), c]);
-    for (const n of names) if (!byProjection.has(n)) throw new Error(`projection ${n} is not registered`);
+    for (const n of names) if (!byProjection.has(n) && !(skipLocked && results[names.indexOf(n)]!.deferred.length)) throw new Error(`projection ${n} is not registered`);
 
     // One read for all: every stream after the lowest checkpoint any projection has on it; each
     // projection then takes its own types after its own checkpoint.
     const from = new Map<string, number>();
     items.forEach((it, k) => {
-      for (const c of byProjection.get(it.projection.name)!) {
+      for (const c of byProjection.get(it.projection.name) ?? []) {
         if (c.parked) results[k]!.parkedSkipped.push(c.stream_id);
         else from.set(c.stream_id, Math.min(from.get(c.stream_id) ?? Infinity, c.version));
       }
@@ -230,9 +265,10 @@ export class ProjectionRunner {
 
     // Per projection: its events by stream (after its checkpoint) and the documents they touch.
     const plans = items.map((it, k) => {
-      const after = new Map(byProjection.get(it.projection.name)!.filter((c) => !c.parked).map((c) => [c.stream_id, c.version]));
+      const after = new Map((byProjection.get(it.projection.name) ?? []).filter((c) => !c.parked).map((c) => [c.stream_id, c.version]));
       const byStream = new Map<string, ProjectedEvent[]>();
       const keys = new Set<string>();
+      const keysByStream = new Map<string, Set<string>>();
       // Streams stopped before folding: an unreadable row of a type this projection handles, or an
       // event whose document keys cannot be computed. The events before it still apply.
       const stoppedAt = new Map<string, { eventId: string; version: number; error: Error }>();
@@ -256,6 +292,11 @@ export class ProjectionRunner {
         if (list) list.push(e);
         else byStream.set(e.streamId, [e]);
         for (const key of eventKeys) keys.add(key);
+        if (skipLocked) {
+          const ks = keysByStream.get(e.streamId);
+          if (ks) for (const key of eventKeys) ks.add(key);
+          else keysByStream.set(e.streamId, new Set(eventKeys));
+        }
       }
       for (const [streamId, stop] of stoppedAt) {
         const list = byStream.get(streamId);
@@ -266,16 +307,31 @@ export class ProjectionRunner {
         }
         results[k]!.poisoned.push({ streamId, eventId: stop.eventId, version: stop.version, error: stop.error });
       }
-      return { it, byStream, keys: [...keys] };
+      return { it, byStream, keys: [...keys], keysByStream };
     });
-    const loaded = await lockDocumentsMany(tx, plans.map((p) => ({ table: p.it.table, keys: p.keys })));
+    const sets = plans.map((p) => ({ table: p.it.table, keys: p.keys }));
+    const { docs: loaded, held: heldKeys } = skipLocked ? await lockDocumentsSkipping(tx, sets) : { docs: await lockDocumentsMany(tx, sets), held: [] };
+    if (skipLocked) {
+      // A document another transaction holds (a shared one, or one it is creating): every stream that
+      // touches it waits for a follow-up; its checkpoint, locked here, is left as it is.
+      plans.forEach((plan, k) => {
+        const held = heldKeys[k]!;
+        for (const [streamId, ks] of plan.keysByStream) {
+          if ([...ks].every((key) => held.has(key))) continue;
+          plan.byStream.delete(streamId);
+          results[k]!.poisoned = results[k]!.poisoned.filter((p) => p.streamId !== streamId);
+          results[k]!.deferred.push(streamId);
+        }
+        plan.keys = [...held];
+      });
+    }
 
     const writes: ReturnType<typeof sql.fragment>[] = [];
     const advanced: [string, string, number, number, number][] = [];
     plans.forEach((plan, k) => {
       const result = results[k]!;
       const projection = plan.it.projection;
-      const generation = byProjection.get(projection.name)![0]!.generation;
+      const generation = byProjection.get(projection.name)?.[0]?.generation ?? 0;
       const working = new DocumentWorkingSet(loaded[k]!);
       for (const [streamId, list] of plan.byStream) {
         let last: ProjectedEvent | undefined;
@@ -315,7 +371,7 @@ export class ProjectionRunner {
         FROM ${sql.unnest(advanced, ['text', 'text', 'int4', 'int4', 'int8'])} AS u(projection, stream_id, generation, version, pos)
         WHERE c.projection = u.projection AND c.generation = u.generation AND c.stream_id = u.stream_id`);
     }
-    const clean = items.filter((_, k) => results[k]!.poisoned.length === 0).map((it) => it.projection.name);
+    const clean = items.filter((_, k) => results[k]!.poisoned.length === 0 && results[k]!.deferred.length === 0).map((it) => it.projection.name);
     if (settle && clean.length) writes.push(...settle(clean));
     // Documents, checkpoints and the pipeline's settle statements of every projection in one statement.
     if (writes.length) {

@@ -37,6 +37,41 @@ export async function lockDocumentsMany(db: CommonQueryMethods, sets: readonly {
 }
 
 /**
+ * `lockDocumentsMany` for live work that must not wait: placeholders are inserted where missing (ON
+ * CONFLICT DO NOTHING), existing rows are locked FOR UPDATE SKIP LOCKED. A key another transaction
+ * holds or is creating is not in `held`; the caller defers the streams that need it.
+ */
+export async function lockDocumentsSkipping(db: CommonQueryMethods, sets: readonly { table: string; keys: readonly string[] }[]): Promise<{ docs: Map<string, unknown>[]; held: Set<string>[] }> {
+  const docs = sets.map(() => new Map<string, unknown>());
+  const held = sets.map(() => new Set<string>());
+  const parts = sets
+    .map((s, i) => ({ i, t: sql.identifier([s.table]), sorted: [...new Set(s.keys)].sort() }))
+    .filter((p) => p.sorted.length > 0)
+    .flatMap((p) => [
+      sql.fragment`${sql.identifier([`n${p.i}`])} AS (
+        INSERT INTO ${p.t} AS d (id, doc, last_position)
+        SELECT k, 'null'::jsonb, 0 FROM unnest(${sql.array(p.sorted, 'text')}::text[]) AS k ORDER BY k
+        ON CONFLICT (id) DO NOTHING
+        RETURNING ${p.i}::int4 AS i, d.id, d.doc)`,
+      sql.fragment`${sql.identifier([`h${p.i}`])} AS (
+        SELECT ${p.i}::int4 AS i, d.id, d.doc FROM ${p.t} d WHERE d.id = ANY(${sql.array(p.sorted, 'text')}) ORDER BY d.id FOR UPDATE SKIP LOCKED)`,
+    ]);
+  if (parts.length === 0) return { docs, held };
+  const selects = sets
+    .map((_, i) => i)
+    .filter((i) => sets[i]!.keys.length > 0)
+    .flatMap((i) => [sql.fragment`SELECT * FROM ${sql.identifier([`n${i}`])}`, sql.fragment`SELECT * FROM ${sql.identifier([`h${i}`])}`]);
+  const rows = (await db.any(sql.unsafe`
+    WITH ${sql.join(parts, sql.fragment`, `)}
+    ${sql.join(selects, sql.fragment` UNION ALL `)}`)) as readonly (z.infer<typeof DocRow> & { i: number })[];
+  for (const r of rows) {
+    held[r.i]!.add(r.id);
+    if (r.doc !== null) docs[r.i]!.set(r.id, r.doc);
+  }
+  return { docs, held };
+}
+
+/**
  * The statements that write changed documents set-based (one multi-row upsert) and remove deleted ones
  * and unused placeholders, as fragments a caller can put into one statement with its other writes.
  * The two touch disjoint rows (a row is written at most once per statement, as Postgres requires).

@@ -7,6 +7,7 @@ import { START, type GlobalCheckpoint } from '../eventStore/types.js';
 import type { Projection } from '../projections/Projection.js';
 import { ProjectionRunner } from '../projections/ProjectionRunner.js';
 import { streamTypesOf } from '../projections/status.js';
+import { DocumentCache, RebuildPass, type RebuildTarget } from './rebuildPass.js';
 import type { ReplayProgress } from './ReplayService.js';
 
 const CursorRow = z.object({ tx: z.string(), pos: z.number(), stream_id: z.string() });
@@ -50,13 +51,17 @@ export interface ReplayRunResult {
  */
 export class ReplayEngine {
   private readonly runner: ProjectionRunner;
+  private readonly pass: RebuildPass;
 
   constructor(
     private readonly pool: DatabasePool,
     private readonly upcast: ConstructorParameters<typeof ProjectionRunner>[1],
     private readonly logger: Logger,
+    /** Documents a full rebuild keeps in memory between chunks (0: read every chunk's documents). */
+    private readonly cacheDocuments = 20_000,
   ) {
     this.runner = new ProjectionRunner(pool, upcast);
+    this.pass = new RebuildPass(pool, upcast);
   }
 
   async countEvents(p: Projection<any>, from: number | null): Promise<number> {
@@ -66,6 +71,91 @@ export class ReplayEngine {
   }
 
   async run(p: Projection<any>, options: ReplayRunOptions): Promise<ReplayRunResult> {
+    if (options.from === null) return (await this.runMany([p], options))[0]!;
+    return this.runFrom(p, options);
+  }
+
+  /**
+   * Full rebuilds of several projections from ONE pass over the store: each chunk is read once and fed
+   * to every projection (RebuildPass), each into its own shadow table, and each switches over at the
+   * end. Projections whose cursors differ (a job resumed after a crash of an older version) run in
+   * groups of equal cursors.
+   */
+  async runMany(ps: readonly Projection<any>[], options: ReplayRunOptions & { onSwitched?: (r: ReplayRunResult) => Promise<void> | void }): Promise<ReplayRunResult[]> {
+    if (options.from !== null) {
+      const out: ReplayRunResult[] = [];
+      for (const p of ps) {
+        const r = await this.runFrom(p, options);
+        out.push(r);
+        await options.onSwitched?.(r);
+      }
+      return out;
+    }
+    const started = Date.now();
+    await this.runner.register(ps);
+    const prepared = [];
+    for (const p of ps) {
+      const prep = await this.prepareRebuild(p, options.jobId);
+      prepared.push({ p, ...prep, skip: await skippedEvents(this.pool, p.name), processed: prep.done });
+    }
+    const label = ps.map((p) => p.name).join(', ');
+    const union = [...new Set(ps.flatMap((p) => p.handledTypes))];
+    const total = Math.max(
+      prepared.reduce((n, x) => Math.max(n, x.done), 0),
+      await this.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_store_all WHERE event_type = ANY(${sql.array(union, 'text')})`),
+    );
+    let done = prepared.reduce((m, x) => Math.min(m, x.done), Infinity);
+    const resumedFrom = done;
+    const t0 = Date.now();
+    const report = async (phase: ReplayProgress['phase']) => {
+      const rate = (done - resumedFrom) / Math.max(0.001, (Date.now() - t0) / 1000);
+      await options.onProgress?.({ phase, projection: label, done: Math.min(done, total), total, eventsPerSecond: Math.round(rate), etaSeconds: rate > 0 ? Math.max(0, (total - done) / rate) : null });
+    };
+    await report('replaying');
+    // Planner statistics: a store loaded in bulk, or a shadow table that grows from empty, otherwise
+    // gets bitmap or sequential scans per chunk (measured: 90 ms instead of 1.3 ms for the cursor read).
+    await this.pool.query(sql.unsafe`ANALYZE event_store`);
+    await this.pool.query(sql.unsafe`ANALYZE event_store_archive`);
+
+    const groups = new Map<string, typeof prepared>();
+    for (const x of prepared) {
+      const key = `${x.cursor.transactionId}:${x.cursor.position}`;
+      groups.set(key, [...(groups.get(key) ?? []), x]);
+    }
+    for (const group of groups.values()) {
+      const targets: RebuildTarget[] = group.map((x) => ({ projection: x.p, generation: x.generation, table: x.table, subscription: subscriptionName(x.p.name), skip: x.skip }));
+      let cursor = group[0]!.cursor;
+      let chunks = 0;
+      const cache = new DocumentCache(this.cacheDocuments);
+      for (;;) {
+        if (++chunks % 20 === 2) {
+          for (const t of targets) await this.pool.query(sql.unsafe`ANALYZE ${sql.identifier([t.table])}`);
+          await this.pool.query(sql.unsafe`ANALYZE projection_checkpoints`);
+        }
+        if (options.signal?.aborted) throw new Error('replay aborted');
+        const r = await this.pass.chunk(targets, cursor, options.chunk, cache);
+        if (!r) break;
+        cursor = r.next;
+        group.forEach((x, k) => (x.processed += r.perTarget[k]!));
+        done += r.rows;
+        await report('replaying');
+      }
+    }
+
+    await report('switching');
+    const results: ReplayRunResult[] = [];
+    for (const x of prepared) {
+      await this.switchOver(x.p, x.generation, options.jobId, started, x.processed, x.skip);
+      const result = { projection: x.p.name, mode: 'rebuild', events: x.processed, resumedFrom: x.done, durationMs: Date.now() - started, generation: x.generation } as const;
+      this.logger.info(result, 'replay finished');
+      results.push(result);
+      await options.onSwitched?.(result);
+    }
+    await report('done');
+    return results;
+  }
+
+  private async runFrom(p: Projection<any>, options: ReplayRunOptions): Promise<ReplayRunResult> {
     const started = Date.now();
     await this.runner.register([p]);
     const full = options.from === null;
@@ -84,8 +174,6 @@ export class ReplayEngine {
       await options.onProgress?.({ phase, projection: p.name, done: processed, total, eventsPerSecond: Math.round(rate), etaSeconds: rate > 0 ? Math.max(0, (total - processed) / rate) : null });
     };
     await report('replaying');
-    // Planner statistics: a store loaded in bulk, or a shadow table that grows from empty, otherwise
-    // gets bitmap or sequential scans per chunk (measured: 90 ms instead of 1.3 ms for the cursor read).
     await this.pool.query(sql.unsafe`ANALYZE event_store`);
     await this.pool.query(sql.unsafe`ANALYZE event_store_archive`);
     let chunks = 0;

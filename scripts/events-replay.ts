@@ -4,6 +4,8 @@ import { Command } from 'commander';
 import { CliError, parseArgs, parseNonNegativeInt, runCli, table } from '../src/cli/runCli.js';
 import { createReplayService, ReplayInProgressError, UnknownProjectionError, type ReplayProgress } from '../src/replay/ReplayService.js';
 import { startReplayWorker } from '../src/app/replayWorker.js';
+import { audit } from '../src/app/operatorActions.js';
+import { cliActor } from '../src/cli/failureFilterOptions.js';
 
 const program = new Command('events:replay')
   .description(
@@ -39,6 +41,7 @@ await runCli(async (c) => {
       return 0;
     }
     const { jobId, projections, alreadyQueued } = await service.enqueue(request);
+    await audit(c.pool, { actor: cliActor(), action: 'rebuild', filter: { projection: opts.projection ?? null }, counts: { projections: projections.length }, details: { jobId, projections, alreadyQueued, from: opts.from ?? null, chunk: opts.chunk ?? null } });
     // A rebuild of the same projections already waiting or running is joined, not doubled.
     if (alreadyQueued && !opts.json) console.error(`A replay of ${projections.join(', ')} is already queued or running as job ${jobId}; following that one.`);
     if (!opts.wait) {

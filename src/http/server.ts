@@ -9,10 +9,13 @@ import type { AuthSettings } from './auth.js';
 import { BULL_BOARD_PATH, mountBullBoard } from './bullBoard.js';
 import { HttpError, toErrorResponse } from './errors.js';
 import { useStrictJsonParser } from './jsonBody.js';
+import { LiveTail } from './liveTail.js';
+import { mountOpenApiUi } from './openapiUi.js';
 import { buildOpenApi } from './openapi.js';
 import type { RouteDef } from './route.js';
 import { mountRoutes } from './route.js';
 import { ingestRoutes } from './routes/ingest.js';
+import { consoleRoutes } from './routes/console.js';
 import { monitoringRoutes } from './routes/monitoring.js';
 import { operationsRoutes } from './routes/operations.js';
 import { systemRoutes } from './routes/system.js';
@@ -97,8 +100,16 @@ export async function buildServer(c: Container, options: ServerOptions = {}): Pr
   let doc: object | null = null;
   const routes: RouteDef[] = [];
   routes.push(...systemRoutes(c, () => (doc ??= buildOpenApi(routes, { version: VERSION, bodyLimitBytes: c.config.HTTP_BODY_LIMIT_BYTES }))));
-  routes.push(...ingestRoutes(c), ...monitoringRoutes(c, replay), ...operationsRoutes(c, replay));
+  const tail = new LiveTail(c.pool, c.upcast, c.logger.child({ component: 'live-stream' }), {
+    pollMs: c.config.STREAM_POLL_MS,
+    heartbeatMs: c.config.STREAM_HEARTBEAT_MS,
+    bufferBytes: c.config.STREAM_CLIENT_BUFFER_BYTES,
+  });
+  // Open event streams would hold the server's close until the grace period ends.
+  app.addHook('preClose', async () => tail.close());
+  routes.push(...ingestRoutes(c), ...monitoringRoutes(c, replay), ...operationsRoutes(c, replay), ...consoleRoutes(c, tail));
   mountRoutes(app, routes, auth);
+  await mountOpenApiUi(app, (doc ??= buildOpenApi(routes, { version: VERSION, bodyLimitBytes: c.config.HTTP_BODY_LIMIT_BYTES })));
   // The shared queues, the replay queue and each known consumer's own queue (retries, hand-overs, redeliveries).
   await mountBullBoard(app, [...Object.values(c.queues), ...c.routes.map((r) => c.consumerQueues.own(r.name))], auth);
   app.get('/', async () => ({ success: true, data: { name: 'hd-tickets-events', version: VERSION, docs: '/api/docs', queues: BULL_BOARD_PATH } }));

@@ -150,8 +150,8 @@ export function failuresPage(root) {
       h('button', { testid: 'bulk-retry', onclick: () => void preview('retry', applied) }, 'Retry all matching…'),
       ' ',
       h('button', { testid: 'bulk-resolve', onclick: () => void preview('resolve', applied) }, 'Resolve all matching…'),
-      content ?? null,
     );
+    if (content) bulkEl.append(content);
   }
 
   /** Dry run first: shows how many and which consumers, then asks for confirmation of that same filter. */

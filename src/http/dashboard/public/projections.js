@@ -30,7 +30,7 @@ export function projectionsPage(root) {
           r.status?.failedReason ? h('span', { class: 'error-text' }, ` · ${r.status.failedReason}`) : '',
           r.warning ? h('div', { class: 'muted' }, r.warning) : '',
         ];
-    clear(r.el).append(h('strong', {}, name), ` job ${r.jobId ?? '…'} `, bar, ' ', detail);
+    clear(r.el).append(h('span', {}, h('strong', {}, name), ` job ${r.jobId ?? '…'} `, bar, ' ', detail));
   }
 
   async function poll(name) {

@@ -84,7 +84,7 @@ describe('GET /api/events/timeseries', () => {
       },
       { timeoutMs: 10_000, what: 'a lag sample equal to the owed summary' },
     );
-    const at = sampled.map((s) => Date.parse(s.at));
+    const at = sampled!.map((s) => Date.parse(s.at));
     expect(at).toEqual([...at].sort((a, b) => a - b));
   });
 });

@@ -64,6 +64,10 @@ export const ConfigSchema = z.object({
   METRICS_PORT: int(0, 0, 65535),
   // 5 MiB holds a full 1,000-event batch of ordinary payloads with room to spare; larger bodies get 413.
   HTTP_BODY_LIMIT_BYTES: int(5 * 1024 * 1024, 1024, 100 * 1024 * 1024),
+  // The live event stream (GET /api/events/stream): one poll of the store per web process, shared by its clients.
+  STREAM_POLL_MS: int(250, 10, 10_000),
+  STREAM_HEARTBEAT_MS: int(15_000, 100, 600_000),
+  STREAM_CLIENT_BUFFER_BYTES: int(1024 * 1024, 1024, 256 * 1024 * 1024),
   WORKER_ROLES: z
     .string()
     .default('handlers,projections,relay')

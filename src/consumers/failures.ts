@@ -135,11 +135,24 @@ export class FailureStore {
   }
 }
 
-/** In the same transaction as the successful work of a retry job: the failure is resolved. */
-export function resolveRetriedSql(id: number) {
+/** In the same transaction as the successful work of a retry job: the failure (or a bulk retry's failures) is resolved. */
+export function resolveRetriedSql(ids: number | readonly number[]) {
+  const list = typeof ids === 'number' ? [ids] : [...ids];
   return sql.fragment`
     UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'retried successfully')
-    WHERE id = ${id} AND status <> 'resolved'`;
+    WHERE id = ANY(${sql.array(list, 'int8')}) AND status <> 'resolved'`;
+}
+
+/**
+ * A retry job failed for good after some of its events took effect (a batch narrows to what failed):
+ * the failures it recorded again are `open`; the rest of the ones it retried are still `retrying`,
+ * and their events did take effect, so they are resolved. In the transaction that records the others.
+ */
+export async function resolveRetriedRest(db: CommonQueryMethods, ids: number | readonly number[] | undefined): Promise<void> {
+  if (ids === undefined || typeof ids === 'number') return;
+  await db.query(sql.unsafe`
+    UPDATE event_processing_failures SET status = 'resolved', resolved_at = now(), resolution_note = coalesce(resolution_note, 'retried successfully')
+    WHERE id = ANY(${sql.array([...ids], 'int8')}) AND status = 'retrying'`);
 }
 
 /**

@@ -25,8 +25,8 @@ export interface HandlerJobData {
   eventIds: string[];
   /** The owed-work key (`consumer_owed.job_key`) this job settles; absent for operator retries. */
   owed?: string;
-  /** Set when an operator retried a recorded failure; success resolves it. */
-  retryOf?: number;
+  /** Set when an operator retried recorded failures (one id, or a bulk retry's ids); success resolves them. */
+  retryOf?: number | number[];
   /** Attempts already spent by the job this one was handed over from. */
   attemptOffset?: number;
 }
@@ -34,7 +34,7 @@ export interface ProjectionJobData {
   /** Per projection, the streams it should catch up. */
   streams: Record<string, string[]>;
   owed?: string;
-  retryOf?: number;
+  retryOf?: number | number[];
   attemptOffset?: number;
 }
 export type ConsumerJobData = HandlerJobData | ProjectionJobData;
@@ -52,6 +52,11 @@ export function derivedJobId(prefix: string, parts: readonly (string | number | 
   const h = createHash('sha1');
   for (const p of parts) h.update(String(p ?? '')).update('\n');
   return `${prefix.replace(/:/g, '_')}.${h.digest('hex').slice(0, 24)}`;
+}
+
+/** A fresh id for a bulk retry's job (one per consumer and chunk of failures). */
+export function bulkRetryJobId(consumer: string, firstFailureId: number, count: number): string {
+  return `${consumer}.bulk-retry-${firstFailureId}x${count}-${Date.now().toString(36)}`;
 }
 
 /** A fresh id for operator retries: the old failed job still holds its id. */

@@ -11,7 +11,7 @@ import { SpanKind, withSpan } from '../tracing.js';
 import { parkUnapplied } from '../projections/checkpoints.js';
 import type { Projection } from '../projections/Projection.js';
 import type { CatchUpResult, ProjectionRunner } from '../projections/ProjectionRunner.js';
-import { resolveFailuresOfJobSql, resolveRetriedSql, reviveFailuresOfJob, type FailureStore } from './failures.js';
+import { resolveFailuresOfJobSql, resolveRetriedRest, resolveRetriedSql, reviveFailuresOfJob, type FailureStore } from './failures.js';
 import { JobFailure, poisonFailure } from './JobFailure.js';
 import {
   derivedJobId,
@@ -178,9 +178,9 @@ export class ConsumerJobProcessor {
     }
     const attempts = job.attemptsMade + (data.attemptOffset ?? 0);
     if (isHandlerJob(data)) {
-      for (const name of data.consumers) await this.recordFinal('handler', name, data.eventIds, error, attempts, job.id, data.owed);
+      for (const name of data.consumers) await this.recordFinal('handler', name, data.eventIds, error, attempts, job.id, data.owed, data.retryOf);
     } else {
-      for (const [name, streams] of Object.entries(data.streams)) await this.recordFinal('projection', name, streams, error, attempts, job.id, data.owed);
+      for (const [name, streams] of Object.entries(data.streams)) await this.recordFinal('projection', name, streams, error, attempts, job.id, data.owed, data.retryOf);
     }
   }
 
@@ -236,7 +236,7 @@ export class ConsumerJobProcessor {
    * A consumer's events are owed for good: record them (projections also park the streams, so later
    * events wait behind the failed one) and settle the owed row, in one transaction.
    */
-  private async recordFinal(kind: ConsumerKind, consumer: string, keys: readonly string[], error: Error, attempts: number, jobId: string | undefined, owed: string | undefined): Promise<void> {
+  private async recordFinal(kind: ConsumerKind, consumer: string, keys: readonly string[], error: Error, attempts: number, jobId: string | undefined, owed: string | undefined, retryOf?: number | number[]): Promise<void> {
     const item = (eventId: string) => ({ eventId, message: error.message, stack: error.stack });
     if (kind === 'handler') {
       const handler = this.handlers.get(consumer);
@@ -244,6 +244,7 @@ export class ConsumerJobProcessor {
       const events = await this.d.pool.transaction(async (tx) => {
         const ids = await unprocessedEvents(tx, handler, keys);
         await this.d.failures.record(consumer, 'handler', ids.map(item), attempts, jobId, tx);
+        await resolveRetriedRest(tx, retryOf);
         if (owed !== undefined) await completeOwed(tx, owed, [consumer]);
         return ids.length;
       });
@@ -254,6 +255,7 @@ export class ConsumerJobProcessor {
       const parked = await this.d.pool.transaction(async (tx) => {
         const rows = await parkUnapplied(tx, projection, keys);
         await this.d.failures.record(consumer, 'projection', rows.map((p) => item(p.eventId)), attempts, jobId, tx);
+        await resolveRetriedRest(tx, retryOf);
         if (owed !== undefined) await completeOwed(tx, owed, [consumer]);
         return rows;
       });

@@ -45,6 +45,28 @@ export function requiresToken(access: Access, settings: AuthSettings): boolean {
   return !(access === 'read' && settings.publicRead);
 }
 
+/** The user name of `Authorization: Basic <user>:<password>`, or null (bearer, none, or an empty name). */
+export function basicUser(header: string | undefined): string | null {
+  const m = header ? /^Basic\s+(\S+)\s*$/i.exec(header) : null;
+  if (!m) return null;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  const user = colon < 0 ? '' : decoded.slice(0, colon).trim();
+  return user || null;
+}
+
+/**
+ * Who an operator action is audited as: the basic-auth user name (the dashboard's login), else the
+ * `X-Actor` header (a script or a proxy naming its user), else `operator`. Never the token. Bounded
+ * and stripped of control characters, since it is stored and shown.
+ */
+export function actorName(req: FastifyRequest): string {
+  const header = req.headers['x-actor'];
+  const raw = basicUser(req.headers.authorization) ?? (typeof header === 'string' ? header : null);
+  const clean = raw?.replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, 100);
+  return clean || 'operator';
+}
+
 /**
  * The actor whose token was presented, or null. Every configured token is compared (in constant time,
  * no early exit), so the answer's timing does not tell which one, if any, came close.

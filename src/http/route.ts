@@ -10,6 +10,8 @@ export interface RouteResult {
   headers?: Record<string, string>;
   /** Sent as is instead of the JSON envelope (Prometheus text, the OpenAPI document). */
   raw?: { contentType: string; body: string | object };
+  /** The handler took over the response (`reply.hijack()`, a Server-Sent Events stream). */
+  hijacked?: boolean;
 }
 
 export interface ResponseDoc {
@@ -35,6 +37,8 @@ export interface RouteDef<P extends z.ZodTypeAny = z.ZodTypeAny, Q extends z.Zod
   access: Access;
   /** Producer tokens (INGEST_TOKENS) may call it too; every other route answers them 403. */
   producers?: boolean;
+  /** Documented here, served by a plugin (the OpenAPI page): not mounted by mountRoutes. */
+  external?: boolean;
   params?: P;
   query?: Q;
   body?: B;
@@ -64,6 +68,7 @@ function parse(schema: z.ZodTypeAny | undefined, value: unknown, part?: 'body'):
 
 export function mountRoutes(app: FastifyInstance, routes: readonly RouteDef[], auth: AuthSettings): void {
   for (const r of routes) {
+    if (r.external) continue;
     app.route({
       method: r.method,
       url: r.url,
@@ -76,6 +81,7 @@ export function mountRoutes(app: FastifyInstance, routes: readonly RouteDef[], a
         const query = parse(r.query, req.query ?? {});
         const body = parse(r.bodyRequired === false ? r.body?.optional() : r.body, req.body, 'body');
         const out = await r.handler({ params, query, body, req, reply } as never);
+        if (out.hijacked) return reply;
         reply.code(out.status ?? 200);
         if (out.headers) reply.headers(out.headers);
         if (out.raw) {

@@ -12,11 +12,14 @@ import { DASHBOARD_PATH, mountDashboard } from './dashboard/mount.js';
 import { HttpError, toErrorResponse } from './errors.js';
 import { useStrictJsonParser } from './jsonBody.js';
 import { startLagHistory } from './lagHistory.js';
+import { LiveTail } from './liveTail.js';
+import { mountOpenApiUi } from './openapiUi.js';
 import { buildOpenApi } from './openapi.js';
 import type { RouteDef } from './route.js';
 import { mountRoutes } from './route.js';
 import { dashboardRoutes } from './routes/dashboard.js';
 import { ingestRoutes } from './routes/ingest.js';
+import { consoleRoutes } from './routes/console.js';
 import { monitoringRoutes } from './routes/monitoring.js';
 import { operationsRoutes } from './routes/operations.js';
 import { systemRoutes } from './routes/system.js';
@@ -112,8 +115,16 @@ export async function buildServer(c: Container, options: ServerOptions = {}): Pr
     intervalMs: options.lagSampleMs,
   });
   app.addHook('onClose', async () => lag.stop());
-  routes.push(...ingestRoutes(c), ...monitoringRoutes(c, replay), ...operationsRoutes(c, replay), ...dashboardRoutes(c, lag));
+  const tail = new LiveTail(c.pool, c.upcast, c.logger.child({ component: 'live-stream' }), {
+    pollMs: c.config.STREAM_POLL_MS,
+    heartbeatMs: c.config.STREAM_HEARTBEAT_MS,
+    bufferBytes: c.config.STREAM_CLIENT_BUFFER_BYTES,
+  });
+  // Open event streams would hold the server's close until the grace period ends.
+  app.addHook('preClose', async () => tail.close());
+  routes.push(...ingestRoutes(c), ...monitoringRoutes(c, replay), ...operationsRoutes(c, replay), ...consoleRoutes(c, tail), ...dashboardRoutes(c, lag));
   mountRoutes(app, routes, auth);
+  await mountOpenApiUi(app, (doc ??= buildOpenApi(routes, { version: VERSION, bodyLimitBytes: c.config.HTTP_BODY_LIMIT_BYTES })));
   // The shared queues, the replay queue and each known consumer's own queue (retries, hand-overs, redeliveries).
   await mountBullBoard(app, [...Object.values(c.queues), ...c.routes.map((r) => c.consumerQueues.own(r.name))], auth);
   await mountDashboard(app, auth);

@@ -88,3 +88,15 @@ export const replayEvents = new Counter({
   labelNames: ['projection'] as const,
   registers: [registry],
 });
+
+export const streamClients = new Gauge({
+  name: 'hdt_stream_clients',
+  help: 'Clients connected to the live event stream (GET /api/events/stream) of this web process',
+  registers: [registry],
+});
+
+export const streamClientsDropped = new Counter({
+  name: 'hdt_stream_clients_dropped_total',
+  help: 'Live-stream clients disconnected because they read slower than events arrived (their buffer passed STREAM_CLIENT_BUFFER_BYTES)',
+  registers: [registry],
+});

@@ -54,3 +54,23 @@ export async function skipPast(db: CommonQueryMethods, projection: string, strea
     WHERE e.id = ${eventId} AND c.projection = ${projection} AND c.stream_id = ${streamId}
       AND c.generation = ${currentGeneration(projection)}`);
 }
+
+/** A bulk retry: these streams go on from where they stopped, in one statement. */
+export async function unparkMany(db: CommonQueryMethods, projection: string, streamIds: readonly string[]): Promise<void> {
+  if (streamIds.length === 0) return;
+  await db.query(sql.unsafe`
+    UPDATE projection_checkpoints SET parked = false, parked_event_id = NULL, updated_at = now()
+    WHERE projection = ${projection} AND stream_id = ANY(${sql.array([...new Set(streamIds)].sort(), 'text')})`);
+}
+
+/** A bulk resolve: each stream continues after its skipped event, in one statement. */
+export async function skipPastMany(db: CommonQueryMethods, projection: string, skipped: readonly { streamId: string; eventId: string }[]): Promise<void> {
+  if (skipped.length === 0) return;
+  await db.query(sql.unsafe`
+    UPDATE projection_checkpoints c SET parked = false, parked_event_id = NULL,
+      version = GREATEST(c.version, e.version), global_position = GREATEST(c.global_position, e.global_position), updated_at = now()
+    FROM (SELECT s.stream_id, max(e.version) AS version, max(e.global_position) AS global_position
+          FROM ${sql.unnest(skipped.map((x) => [x.streamId, x.eventId]), ['text', 'uuid'])} AS s(stream_id, event_id)
+          JOIN event_store e ON e.id = s.event_id GROUP BY s.stream_id) e
+    WHERE c.projection = ${projection} AND c.stream_id = e.stream_id AND c.generation = ${currentGeneration(projection)}`);
+}

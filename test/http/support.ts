@@ -86,7 +86,10 @@ export class OpenApiChecker {
 
   /** Throws unless the path+method is documented with this status and the body matches its schema. */
   check(method: string, path: string, status: number, body: unknown): void {
-    const template = Object.keys(this.doc.paths).find((t) => new RegExp(`^${t.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(path.split('?')[0]!));
+    // A literal path (`/failures/retry`) wins over a template that also matches it (`/failures/{id}`).
+    const bare = path.split('?')[0]!;
+    const matching = Object.keys(this.doc.paths).filter((t) => new RegExp(`^${t.replace(/\{[^}]+\}/g, '[^/]+')}$`).test(bare));
+    const template = matching.find((t) => t === bare) ?? matching.find((t) => this.doc.paths[t]![method.toLowerCase()]) ?? matching[0];
     if (!template) throw new Error(`${path} is not in the OpenAPI document`);
     const op = this.doc.paths[template]![method.toLowerCase()];
     if (!op) throw new Error(`${method} ${template} is not in the OpenAPI document`);

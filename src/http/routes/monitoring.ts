@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Container } from '../../app/container.js';
+import { decodeCursor, listFailures } from '../../consumers/bulkFailures.js';
 import { FailureRow, FailureStatusSchema } from '../../consumers/failures.js';
 import { owedSummary } from '../../consumers/owedWork.js';
 import { StreamIdSchema } from '../../eventStore/types.js';
@@ -54,10 +55,16 @@ export const FailuresQuery = z
   .object({
     status: z.union([FailureStatusSchema, z.literal('all')]).default('open'),
     limit: limit(50, 500),
-    before: position().optional().describe('Cursor: `nextBefore` of the previous page (a failure id)'),
+    cursor: z.string().min(1).max(200).optional().describe('Opaque: `nextCursor` of the previous page'),
+    before: position().optional().describe('Cursor: `nextBefore` of the previous page (a failure id); `cursor` is preferred'),
     consumer: z.string().min(1).max(128).optional(),
+    eventType: z.string().min(1).max(128).optional(),
+    q: z.string().min(1).max(500).optional().describe('Substring of the error message (case-insensitive)'),
+    since: z.string().datetime({ offset: true }).optional().describe('ISO 8601: last failed at or after'),
+    until: z.string().datetime({ offset: true }).optional().describe('ISO 8601: last failed before'),
   })
-  .strict();
+  .strict()
+  .refine((f) => !f.since || !f.until || Date.parse(f.since) < Date.parse(f.until), { message: 'must be later than since', path: ['until'] });
 
 export const ReplayParams = z.object({ jobId: z.string().min(1).max(200) }).strict();
 export const ReplayStatusSchema = z.object({
@@ -143,16 +150,22 @@ export function monitoringRoutes(c: Container, replay: ReplayApi) {
       method: 'GET',
       url: '/api/events/failures',
       operationId: 'getFailures',
-      summary: 'Processing failures (open by default), newest first, paginated by id',
+      summary: 'Processing failures (open by default), newest first, filtered and paginated (`nextCursor`)',
       tags,
       access: 'read',
       query: FailuresQuery,
-      responses: { 200: { description: 'A page of failures', data: z.object({ failures: z.array(FailureRow), nextBefore: z.number().int().nullable() }) } },
+      responses: {
+        200: {
+          description: 'A page of failures; `total` counts every failure the filter matches',
+          data: z.object({ failures: z.array(FailureRow), total: z.number().int(), nextCursor: z.string().nullable(), nextBefore: z.number().int().nullable() }),
+        },
+      },
       errors: [400],
       async handler({ query }) {
-        const rows = await c.failures.list({ status: query.status, limit: query.limit + 1, beforeId: query.before, consumer: query.consumer });
-        const page = rows.slice(0, query.limit);
-        return { data: { failures: page, nextBefore: rows.length > query.limit ? page[page.length - 1]!.id : null } };
+        const { status, limit: pageSize, cursor, before, ...filter } = query;
+        const beforeId = cursor !== undefined ? decodeCursor(cursor) : before;
+        if (beforeId === null) throw invalidRequest([{ field: 'cursor', message: 'not a cursor this server issued (pass `nextCursor` of the previous page as is)' }]);
+        return { data: await listFailures(c.pool, filter, { status, limit: pageSize, beforeId }) };
       },
     }),
     defineRoute({

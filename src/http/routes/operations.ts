@@ -2,6 +2,8 @@ import { z } from 'zod';
 import type { Container } from '../../app/container.js';
 import { FailureRow } from '../../consumers/failures.js';
 import type { ReplayApi } from '../../replay/ReplayService.js';
+import { audit, OperatorActions } from '../../app/operatorActions.js';
+import { actorName } from '../auth.js';
 import { HttpError } from '../errors.js';
 import { defineRoute } from '../route.js';
 
@@ -18,6 +20,7 @@ export const RebuildBody = z
 
 export function operationsRoutes(c: Container, replay: ReplayApi) {
   const tags = ['operations'];
+  const actions = new OperatorActions(c);
   return [
     defineRoute({
       method: 'POST',
@@ -42,10 +45,11 @@ export function operationsRoutes(c: Container, replay: ReplayApi) {
         },
       },
       errors: [400, 404, 409],
-      async handler({ params, body }) {
+      async handler({ params, body, req }) {
         const request = { projection: params.name, from: body?.from, chunk: body?.chunk };
         try {
           const { jobId, projections, alreadyQueued } = await replay.enqueue(request);
+          await audit(c.pool, { actor: actorName(req), action: 'rebuild', filter: { projection: params.name }, counts: { projections: projections.length }, details: { jobId, projections, alreadyQueued, from: body?.from ?? null, chunk: body?.chunk ?? null } });
           // A rebuild nobody will run would sit in `waiting` without a word: say so.
           const idle = (await c.queues.replay.getWorkers().catch(() => [1])).length === 0;
           const warning = idle ? 'no replay worker is running: the rebuild waits until one starts (run `npm run replay`, the replay process of the Procfile, or `npm start`)' : undefined;
@@ -68,7 +72,7 @@ export function operationsRoutes(c: Container, replay: ReplayApi) {
       body: ResolveBody,
       responses: { 200: { description: 'The resolved failure', data: FailureRow } },
       errors: [400, 404, 409],
-      handler: async ({ params, body }) => ({ data: await c.failures.resolve(params.id, body.note) }),
+      handler: async ({ params, body, req }) => ({ data: (await actions.resolveOne(params.id, body.note, actorName(req))).failure }),
     }),
     defineRoute({
       method: 'POST',
@@ -80,7 +84,10 @@ export function operationsRoutes(c: Container, replay: ReplayApi) {
       params: FailureParams,
       responses: { 202: { description: 'Retry enqueued', data: z.object({ failure: FailureRow, jobId: z.string() }) } },
       errors: [400, 404, 409],
-      handler: async ({ params }) => ({ status: 202, data: await c.failures.retry(params.id) }),
+      async handler({ params, req }) {
+        const { failure, jobId } = await actions.retryOne(params.id, actorName(req));
+        return { status: 202, data: { failure, jobId } };
+      },
     }),
   ];
 }

@@ -14,8 +14,11 @@ const typeOf = (f) => f.event?.type ?? f.event_type ?? f.eventType;
  * matches, always through a dry run first (how many, which consumers) and an explicit confirmation.
  */
 export function failuresPage(root) {
-  const consumer = h('select', { name: 'consumer', testid: 'filter-consumer' }, h('option', { value: '' }, 'any'));
-  const eventType = h('select', { name: 'eventType', testid: 'filter-event-type' }, h('option', { value: '' }, 'any'));
+  // Free text with suggestions: a consumer no longer registered can still have failures to deal with.
+  const consumerList = h('datalist', { id: 'failure-consumers' });
+  const typeList = h('datalist', { id: 'failure-types' });
+  const consumer = h('input', { name: 'consumer', list: 'failure-consumers', placeholder: 'any', testid: 'filter-consumer' });
+  const eventType = h('input', { name: 'eventType', list: 'failure-types', placeholder: 'any', testid: 'filter-event-type' });
   const q = h('input', { name: 'q', type: 'search', placeholder: 'error text contains…', testid: 'filter-q' });
   const since = h('input', { name: 'since', type: 'datetime-local', testid: 'filter-since' });
   const until = h('input', { name: 'until', type: 'datetime-local', testid: 'filter-until' });
@@ -31,6 +34,8 @@ export function failuresPage(root) {
     h('label', {}, 'Status', status),
     h('button', { type: 'submit', class: 'primary', testid: 'filter-apply' }, 'Apply'),
     h('button', { type: 'button', onclick: () => (form.reset(), void load(true)) }, 'Reset'),
+    consumerList,
+    typeList,
   );
   const bulkEl = h('div', { class: 'panel', testid: 'bulk' });
   const summaryEl = h('div', { class: 'pager' });
@@ -49,19 +54,24 @@ export function failuresPage(root) {
   });
 
   function readFilter() {
-    return { consumer: consumer.value || undefined, eventType: eventType.value || undefined, q: q.value.trim() || undefined, since: isoOf(since.value), until: isoOf(until.value) };
+    return { consumer: consumer.value.trim() || undefined, eventType: eventType.value.trim() || undefined, q: q.value.trim() || undefined, since: isoOf(since.value), until: isoOf(until.value) };
+  }
+
+  const suggested = { consumers: new Set(), types: new Set() };
+  function suggest(consumers, types) {
+    const fill = (list, set, values) => {
+      const before = set.size;
+      for (const v of values) set.add(v);
+      if (set.size !== before) clear(list).append([...set].sort().map((v) => h('option', { value: v })));
+    };
+    fill(consumerList, suggested.consumers, consumers);
+    fill(typeList, suggested.types, types);
   }
 
   async function loadChoices() {
-    // Consumers from the registry (owed summary lists every registered one) and the stored event types.
+    // Registered consumers (the owed summary lists every one) and the stored event types.
     const o = await api('/api/events/overview');
-    const fill = (select, values) => {
-      const keep = select.value;
-      clear(select).append(h('option', { value: '' }, 'any'), values.map((v) => h('option', { value: v }, v)));
-      select.value = values.includes(keep) ? keep : '';
-    };
-    fill(consumer, o.owed.consumers.map((c) => c.consumer));
-    fill(eventType, o.event_types.map((t) => t.type));
+    suggest(o.owed.consumers.map((c) => c.consumer), o.event_types.map((t) => t.type));
   }
 
   async function load(fromStart = false) {
@@ -74,6 +84,7 @@ export function failuresPage(root) {
     }
     try {
       page = await api(`/api/events/failures${qs({ ...applied, status: status.value, limit: PAGE_SIZE, cursor })}`);
+      suggest(page.failures.map((f) => f.consumer), page.failures.map((f) => typeOf(f)));
       renderList();
       reportStatus(null);
     } catch (error) {
@@ -158,7 +169,7 @@ export function failuresPage(root) {
   async function preview(action, filter) {
     const frozen = { ...filter };
     try {
-      const dry = await api(`/api/events/failures/${action}`, { method: 'POST', body: action === 'resolve' ? { filter: frozen, dryRun: true, note: 'dry run' } : { filter: frozen, dryRun: true } });
+      const dry = await api(`/api/events/failures/${action}`, { method: 'POST', body: { filter: frozen, dryRun: true } });
       const byConsumer = Object.entries(dry.byConsumer ?? {});
       const note = h('input', { type: 'text', size: 50, placeholder: 'why no processing is needed (required)', testid: 'bulk-note' });
       const confirm = h('button', { class: action === 'resolve' ? 'danger' : 'primary', testid: 'bulk-confirm' }, `Confirm ${action} of ${fmtInt(dry.matched)}`);

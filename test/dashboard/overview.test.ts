@@ -1,6 +1,7 @@
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventGenerator } from '../../src/demo/eventGenerator.js';
+import { sampleEvent } from '../../src/domain/index.js';
 import { launchChromium, numberIn, openDashboard, screenshot, startDashboardHarness, TOKEN, waitForPage, type DashboardHarness } from './support.js';
 
 let h: DashboardHarness;
@@ -94,3 +95,34 @@ describe('overview page in a real browser', () => {
     }
   });
 });
+
+describe('live tail in a real browser', () => {
+  it('dashboard-live-tail: events appended while the page is open appear in the list, newest first, each once; a type filter shows only that type', async () => {
+    const s = await openDashboard(browser, h, 'tail');
+    try {
+      const state = s.page.getByTestId('tail-state');
+      await waitForPage(() => state.textContent(), (t) => t === 'connected', 'the stream to connect');
+      const stored = await h.c.bus.dispatchMany([sampleEvent('TicketSoldOut'), sampleEvent('PlatformStatusChanged'), sampleEvent('TicketSoldOut')]);
+      const items = s.page.getByTestId('tail-list').locator('li');
+      await waitForPage(() => items.count(), (n) => n >= 3, 'three events in the tail');
+      const shown = await items.evaluateAll((lis) => lis.map((li) => [Number(li.getAttribute('data-position')), li.getAttribute('data-type')]));
+      // Newest (highest global position) first.
+      expect(shown).toEqual(stored.map((e) => [e.position, e.type]).sort((a, b) => (b[0] as number) - (a[0] as number)));
+      await screenshot(s.page, 'tail');
+
+      await s.page.getByTestId('tail-type').fill('PlatformStatusChanged');
+      await s.page.getByTestId('tail-type').press('Enter');
+      await waitForPage(() => state.textContent(), (t) => t === 'connected', 'the filtered stream to connect');
+      const more = await h.c.bus.dispatchMany([sampleEvent('TicketSoldOut'), sampleEvent('PlatformStatusChanged')]);
+      await waitForPage(() => items.count(), (n) => n >= 1, 'the filtered event');
+      // The unfiltered TicketSoldOut came first; had the filter not held, it would be listed too.
+      const last = more.find((e) => e.type === 'PlatformStatusChanged')!;
+      await waitForPage(() => items.first().getAttribute('data-position'), (p) => p === String(last.position), 'the PlatformStatusChanged event');
+      expect(await items.evaluateAll((lis) => lis.map((li) => li.getAttribute('data-type')))).toEqual(['PlatformStatusChanged']);
+      expect(s.errors).toEqual([]);
+    } finally {
+      await s.context.close();
+    }
+  });
+});
+

@@ -41,7 +41,7 @@ export function failuresPage(root) {
   const summaryEl = h('div', { class: 'pager' });
   const listEl = h('div');
   const detailEl = h('div', { testid: 'failure-detail' });
-  root.append(h('h2', {}, 'Processing failures'), form, bulkEl, summaryEl, listEl, detailEl);
+  root.append(h('h2', {}, 'Processing failures'), form, bulkEl, detailEl, summaryEl, listEl);
 
   let applied = {}; // the filter of the list on screen (the bulk actions act on exactly this)
   let cursors = []; // cursors of the pages before this one
@@ -126,6 +126,7 @@ export function failuresPage(root) {
     try {
       const f = await api(`/api/events/failures/${id}`);
       const ev = f.event ?? {};
+      detailEl.scrollIntoView({ block: 'nearest' });
       clear(detailEl).append(
         h(
           'div',

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { owedSummary } from '../../src/consumers/owedWork.js';
 import { sampleEvent } from '../../src/domain/index.js';
 import { startLagHistory } from '../../src/http/lagHistory.js';
+import { eventsPerMinute } from '../../src/http/queries/timeseries.js';
 import { OpenApiChecker } from '../http/support.js';
 import { waitFor } from '../support/db.js';
 import { startDashboardHarness, TOKEN, type DashboardHarness } from './support.js';
@@ -86,6 +87,31 @@ describe('GET /api/events/timeseries', () => {
     );
     const at = sampled!.map((s) => Date.parse(s.at));
     expect(at).toEqual([...at].sort((a, b) => a - b));
+  });
+});
+
+describe('cost of the events-per-minute query', () => {
+  // After the endpoint tests on purpose: it adds 300,000 old events to this file's store.
+  it('timeseries-cost-follows-window: with 300,000 older events in the store, the hour’s query reads a small part of the table (BRIN), not all of it', async () => {
+    await h.db.pool.query(sql.unsafe`
+      INSERT INTO event_store (id, stream_id, stream_type, version, event_type, payload, recorded_at)
+      SELECT gen_random_uuid(), 'old-' || g, 'bulk', 1, 'OldEvent' || (g % 5), '{}', now() - interval '10 days' + g * interval '9 days' / 300000
+      FROM generate_series(1, 300000) g`);
+    // As autovacuum would: summarise the new block ranges and refresh the statistics.
+    await h.db.pool.query(sql.unsafe`VACUUM ANALYZE event_store`);
+    const pages = await h.db.pool.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT relpages AS n FROM pg_class WHERE relname = 'event_store'`);
+    expect(pages).toBeGreaterThan(2000);
+    const { fetched, series } = await h.db.pool.transaction(async (tx) => {
+      // Heap blocks fetched from event_store by this backend (counted since its last stats flush, so
+      // read before and after): a sequential scan would fetch every page.
+      const blocks = () => tx.oneFirst(sql.type(z.object({ n: z.number() }))`SELECT pg_stat_get_xact_blocks_fetched('event_store'::regclass) AS n`);
+      const before = await blocks();
+      const series = await eventsPerMinute(tx, 60);
+      return { fetched: (await blocks()) - before, series };
+    });
+    expect(series.flatMap((m) => Object.keys(m.byType)).some((t) => t.startsWith('OldEvent'))).toBe(false);
+    expect(fetched).toBeGreaterThan(0);
+    expect(fetched).toBeLessThan(pages / 4);
   });
 });
 

@@ -1,4 +1,4 @@
-import { sql, type DatabasePool } from 'slonik';
+import { sql, type CommonQueryMethods } from 'slonik';
 import { z } from 'zod';
 
 export const MinuteCountsSchema = z.object({
@@ -12,10 +12,11 @@ const Row = z.object({ minute: z.number(), type: z.string(), count: z.number() }
 /**
  * Events recorded per minute and type over the last `minutes` minutes (the current one included),
  * every minute present, oldest first. The window is found through the BRIN index on recorded_at
- * (rows are appended in time order), so the cost follows the last hour's events, not the store.
+ * (rows are appended in time order), so the cost follows the last hour's events, not the store
+ * (plus block ranges appended since the last VACUUM summarised them: BRIN always reads those).
  */
-export async function eventsPerMinute(pool: DatabasePool, minutes: number): Promise<MinuteCounts[]> {
-  const rows = await pool.any(sql.type(Row)`
+export async function eventsPerMinute(db: CommonQueryMethods, minutes: number): Promise<MinuteCounts[]> {
+  const rows = await db.any(sql.type(Row)`
     WITH since AS (SELECT date_trunc('minute', now()) - make_interval(mins => ${minutes - 1}) AS at)
     SELECT (extract(epoch FROM date_trunc('minute', recorded_at)) * 1000)::float8 AS minute, event_type AS type, count(*) AS count
     FROM event_store, since

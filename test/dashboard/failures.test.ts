@@ -140,6 +140,15 @@ describe('failures explorer in a real browser', () => {
       await page.getByTestId('filter-q').fill('inbox store');
       await page.getByTestId('filter-apply').click();
       await waitForPage(() => page.getByTestId('failures-total').getAttribute('data-total'), (t) => t === '7', 'the other consumer’s failures');
+      // A time range that ends before they failed matches none of them (the browser runs in UTC).
+      const before = new Date(Date.now() - 3_600_000).toISOString().slice(0, 16);
+      await page.getByTestId('filter-until').fill(before);
+      await page.getByTestId('filter-apply').click();
+      await waitForPage(() => page.getByTestId('failures-total').getAttribute('data-total'), (t) => t === '0', 'no failures before an hour ago');
+      await page.getByTestId('filter-until').fill('');
+      await page.getByTestId('filter-since').fill(before);
+      await page.getByTestId('filter-apply').click();
+      await waitForPage(() => page.getByTestId('failures-total').getAttribute('data-total'), (t) => t === '7', 'all of them since an hour ago');
       await page.getByTestId('bulk-resolve').click();
       await page.getByTestId('bulk-preview').waitFor({ timeout: 20_000 });
       expect(await page.getByTestId('bulk-preview').getAttribute('data-matched')).toBe('7');
@@ -154,7 +163,7 @@ describe('failures explorer in a real browser', () => {
       expect(await page.getByTestId('bulk-result').getAttribute('data-done')).toBe('7');
       expect((await h.api(`/api/events/failures?consumer=${OTHER}&limit=1`)).total).toBe(0);
       const [entry] = (await h.api('/api/events/audit?limit=1')).entries;
-      expect(entry).toMatchObject({ action: 'bulk-resolve', actor: OPERATOR, filter: { consumer: OTHER, q: 'inbox store' }, counts: { matched: 7, resolved: 7 }, details: { note: 'inbox rebuilt from scratch' } });
+      expect(entry).toMatchObject({ action: 'bulk-resolve', actor: OPERATOR, filter: { consumer: OTHER, q: 'inbox store', since: new Date(`${before}Z`).toISOString() }, counts: { matched: 7, resolved: 7 }, details: { note: 'inbox rebuilt from scratch' } });
     } finally {
       await s.context.close();
     }

@@ -75,7 +75,7 @@ export interface OperatorSession {
 
 /** A browser context logged in as an operator (Basic auth, the token as password), with /dashboard open. */
 export async function openDashboard(browser: Browser, h: DashboardHarness, hash = 'overview'): Promise<OperatorSession> {
-  const context = await browser.newContext({ httpCredentials: { username: OPERATOR, password: TOKEN }, viewport: { width: 1400, height: 1000 } });
+  const context = await browser.newContext({ httpCredentials: { username: OPERATOR, password: TOKEN }, viewport: { width: 1400, height: 1000 }, timezoneId: 'UTC' });
   const page = await context.newPage();
   const offsite: string[] = [];
   const errors: string[] = [];

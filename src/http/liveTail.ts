@@ -10,7 +10,7 @@ import { streamClients, streamClientsDropped } from '../metrics/metrics.js';
 export interface LiveTailOptions {
   pollMs: number;
   heartbeatMs: number;
-  /** Bytes a client may have waiting in its socket's buffer before it is dropped. */
+  /** Bytes a client may leave unread (beyond what the kernel buffers) when new events arrive; more and it is dropped. */
   bufferBytes: number;
 }
 
@@ -163,13 +163,18 @@ export class LiveTail {
     // Each message is encoded once, whatever the number of clients.
     const messages = rows.map((r) => ({ r, text: this.message(r) }));
     for (const c of live) {
+      // Judged before this page is written: a page is a burst any client may take, but a client that
+      // has not read what it was sent before is slower than the store and is let go.
+      if (c.res.writableLength > this.o.bufferBytes) {
+        this.drop(c, 'live');
+        continue;
+      }
       for (const { r, text } of messages) {
         const at = { transactionId: r.transaction_id, position: r.global_position };
         if (compareCheckpoints(at, c.after) <= 0 || !matches(r, c.filter)) continue;
         c.res.write(text);
       }
       if (compareCheckpoints(this.head!, c.after) > 0) c.after = this.head!;
-      if (c.res.writableLength > this.o.bufferBytes) this.drop(c, 'live');
     }
   }
 

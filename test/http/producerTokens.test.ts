@@ -23,6 +23,37 @@ afterAll(async () => {
 });
 
 describe('producer tokens (INGEST_TOKENS)', () => {
+  it('every-route-needs-credentials: without them every non-public route of the OpenAPI document answers 401 (the stream too)', async () => {
+    const docs = await h.api('GET', '/api/docs', { token: null });
+    const paths = docs.body.paths as Record<string, Record<string, { 'x-access': string; responses: Record<string, unknown> }>>;
+    const checked: string[] = [];
+    for (const [path, ops] of Object.entries(paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const url = path.replace(/\{[^}]+\}/g, '1');
+        const res = await h.api(method.toUpperCase(), url, { token: null });
+        if (op['x-access'] === 'public') {
+          expect(res.status, `${method} ${path}`).not.toBe(401);
+          continue;
+        }
+        expect({ route: `${method} ${path}`, status: res.status, code: res.body?.error?.code }).toEqual({ route: `${method} ${path}`, status: 401, code: 'unauthorized' });
+        expect(op.responses, `${method} ${path} documents 401`).toHaveProperty('401');
+        checked.push(`${method} ${path}`);
+      }
+    }
+    for (const r of ['get /api/events/stream', 'get /api/events/audit', 'get /api/events/failures/{id}', 'post /api/events/failures/retry', 'post /api/events/failures/resolve', 'post /api/events']) expect(checked).toContain(r);
+    // The rendered document is public, like the document itself.
+    const ui = await h.api('GET', '/api/docs/ui', { token: null });
+    expect(ui.status).toBe(200);
+    expect(ui.headers.get('content-type')).toMatch(/text\/html/);
+    // Offline: the page's scripts come from this server, and it renders this server's document.
+    expect(ui.text).not.toMatch(/https?:\/\/(?!127\.0\.0\.1)[^"' ]*\.(js|css)/);
+    const bundle = await h.api('GET', '/api/docs/ui/static/swagger-ui-bundle.js', { token: null });
+    expect(bundle.status).toBe(200);
+    expect(bundle.text.length).toBeGreaterThan(100_000);
+    const served = await h.api('GET', '/api/docs/ui/json', { token: null });
+    expect(served.body.paths).toEqual(docs.body.paths);
+  });
+
   it('producer-token-may-only-ingest: 201 on POST /api/events, 403 on every other route of the OpenAPI document', async () => {
     const docs = await h.api('GET', '/api/docs', { token: null });
     expect(docs.status).toBe(200);
@@ -46,6 +77,7 @@ describe('producer tokens (INGEST_TOKENS)', () => {
     expect(checked).toContain('get /metrics');
     expect(checked.filter((r) => r.startsWith('post ')).length).toBeGreaterThanOrEqual(2);
     expect(checked.length).toBeGreaterThanOrEqual(8);
+    for (const r of ['get /api/events/stream', 'get /api/events/audit', 'get /api/events/failures/{id}', 'post /api/events/failures/retry', 'post /api/events/failures/resolve']) expect(checked).toContain(r);
 
     const id = '2f6a3c1e-9b7d-4e21-8c55-0a1b2c3d4e01';
     const ingest = await h.api('POST', '/api/events', { token: PRODUCER, body: event(id) });

@@ -8,7 +8,7 @@ import { createEventGenerator } from '../../src/demo/eventGenerator.js';
 import { TicketReadModelProjection } from '../../src/projections/index.js';
 import { idle, owedEvents, queueCounts } from '../support/app.js';
 import { waitFor } from '../support/db.js';
-import { launchChromium, openDashboard, screenshot, startDashboardHarness, waitForPage, type DashboardHarness } from './support.js';
+import { launchChromium, openDashboard, OPERATOR, screenshot, startDashboardHarness, waitForPage, type DashboardHarness } from './support.js';
 
 let h: DashboardHarness;
 let browser: Browser;
@@ -79,6 +79,9 @@ describe('projections page in a real browser', () => {
       expect(after.lastRebuild?.finishedAt).toBeTruthy();
       expect(after.status).toBe('live');
       expect(handled).toBeGreaterThan(0);
+      // The operator's action is in the audit log, under the user name the browser logged in with.
+      const [entry] = (await h.api('/api/events/audit?limit=1')).entries;
+      expect(entry).toMatchObject({ action: 'rebuild', actor: OPERATOR, filter: { projection: NAME } });
       await waitForPage(() => row.locator('td').nth(9).textContent(), (t) => !!t && t !== '–', 'the table to show the last rebuild');
       expect(s.errors).toEqual([]);
     } finally {

@@ -1,15 +1,19 @@
-// npm run events:monitor -- [--stats] [--failures] [--projections] [--watch] [--json]
-//                           [--retry ID] [--resolve ID --note TEXT]
+// npm run events:monitor -- [--stats] [--failures [--consumer X] [--event-type T] [--grep TEXT] [--since T] [--until T]]
+//                           [--projections] [--watch] [--json] [--retry ID] [--resolve ID --note TEXT]
 import { Command } from 'commander';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { CliError, parseArgs, parseNonNegativeInt, runCli, table } from '../src/cli/runCli.js';
+import { OperatorActions } from '../src/app/operatorActions.js';
+import { cliActor, failureFilterOf, withFailureFilterOptions, type FailureFilterOpts } from '../src/cli/failureFilterOptions.js';
+import { listFailures } from '../src/consumers/bulkFailures.js';
 import { FailureNotFoundError, FailureStateError } from '../src/consumers/failures.js';
+import { readTailPage, tailHead } from '../src/eventStore/globalTail.js';
 import { overview } from '../src/http/queries/overview.js';
 import { statistics } from '../src/http/queries/statistics.js';
 import { projectionStatuses } from '../src/projections/status.js';
 
-const program = new Command('events:monitor')
+const program = withFailureFilterOptions(new Command('events:monitor')
   .description('Overview of the event platform; --stats, --failures, --projections for details; --watch to follow live.')
   .option('--stats', 'rates per minute/hour, top event types, per-platform counts')
   .option('--failures', 'open processing failures')
@@ -18,26 +22,30 @@ const program = new Command('events:monitor')
   .option('--json', 'machine-readable output')
   .option('--retry <id>', 're-run a recorded failure with a fresh job', parseNonNegativeInt('retry'))
   .option('--resolve <id>', 'mark a failure resolved without running it (needs --note)', parseNonNegativeInt('resolve'))
-  .option('--note <text>', 'why the failure is resolved');
+  .option('--note <text>', 'why the failure is resolved'));
 
-type Opts = { stats?: boolean; failures?: boolean; projections?: boolean; watch?: boolean; json?: boolean; retry?: number; resolve?: number; note?: string };
+type Opts = FailureFilterOpts & { stats?: boolean; failures?: boolean; projections?: boolean; watch?: boolean; json?: boolean; retry?: number; resolve?: number; note?: string };
 
 const SizeRow = z.object({ bytes: z.number(), streams: z.number() });
 
 await runCli(async (c) => {
   if (!parseArgs(program)) return 0;
   const o = program.opts<Opts>();
+  const filter = failureFilterOf(o);
+  const filtered = Object.keys(filter).length > 0;
+  if (filtered && !o.failures) throw new CliError('--consumer, --event-type, --grep, --since and --until filter --failures (add --failures, or use npm run events:failures)');
+  const actions = new OperatorActions(c);
   const out = (title: string, data: unknown, render: () => string) => (o.json ? console.log(JSON.stringify({ [title]: data })) : console.log(`\n${title}\n${render()}`));
 
   try {
     if (o.retry !== undefined) {
-      const { jobId } = await c.failures.retry(o.retry);
+      const { jobId } = await actions.retryOne(o.retry, cliActor());
       console.log(o.json ? JSON.stringify({ retried: o.retry, jobId }) : `Failure ${o.retry} re-enqueued as job ${jobId}; it is marked resolved when the job succeeds.`);
       return 0;
     }
     if (o.resolve !== undefined) {
       if (!o.note?.trim()) throw new CliError('--resolve needs --note "why this failure needs no processing"');
-      const f = await c.failures.resolve(o.resolve, o.note.trim());
+      const { failure: f } = await actions.resolveOne(o.resolve, o.note.trim(), cliActor());
       console.log(o.json ? JSON.stringify({ resolved: f.id }) : `Failure ${f.id} resolved: ${f.resolution_note}`);
       return 0;
     }
@@ -89,10 +97,10 @@ await runCli(async (c) => {
     );
   }
   if (o.failures) {
-    const list = await c.failures.list({ status: 'open', limit: 100 });
-    const retrying = await c.failures.list({ status: 'retrying', limit: 100 });
+    const list = (await listFailures(c.pool, filter, { status: 'open', limit: 100 })).failures;
+    const retrying = (await listFailures(c.pool, filter, { status: 'retrying', limit: 100 })).failures;
     const rows = [...list, ...retrying].map((f) => ({ id: f.id, consumer: f.consumer, event: `${f.event_type} ${f.event_id}`, stream: f.stream_id, attempts: f.attempts, status: f.status, 'last error': f.error_message.split('\n')[0], 'last failed': f.last_failed_at }));
-    out('failures', [...list, ...retrying], () => `${table(rows)}\n\nRetry: npm run events:monitor -- --retry ID    Resolve: npm run events:monitor -- --resolve ID --note "why"`);
+    out('failures', [...list, ...retrying], () => `${table(rows)}\n\nRetry: npm run events:monitor -- --retry ID    Resolve: npm run events:monitor -- --resolve ID --note "why"\nAll that match a filter: npm run events:failures -- retry|resolve --consumer X --since 6h [--dry-run]`);
   }
   if (o.projections) {
     const ps = await projectionStatuses(c.pool, c.projections, ov.owed.consumers);
@@ -121,17 +129,22 @@ await runCli(async (c) => {
 /** Live tail: new events as they are stored plus a processing summary line, until Ctrl-C. */
 async function watch(c: Parameters<Parameters<typeof runCli>[0]>[0]): Promise<number> {
   const o = program.opts<Opts>();
-  let last = await c.pool.oneFirst(sql.type(z.object({ p: z.number() }))`SELECT coalesce(max(global_position), 0) AS p FROM event_store`);
+  // The gap-free order (below the xmin horizon, paged by the (transaction, position) pair): a tail of
+  // `global_position > last` skipped events whose transaction committed after a later one's.
+  let last = await tailHead(c.pool);
   let stop = false;
   process.once('SIGINT', () => (stop = true));
   process.once('SIGTERM', () => (stop = true));
   const tty = process.stdout.isTTY && !o.json;
   let lastLine = '';
   while (!stop) {
-    const rows = await c.pool.any(sql.type(z.object({ global_position: z.number(), event_type: z.string(), stream_id: z.string(), recorded_at: z.string() }))`
-      SELECT global_position, event_type, stream_id, recorded_at FROM event_store WHERE global_position > ${last} ORDER BY global_position LIMIT 200`);
-    for (const r of rows) console.log(o.json ? JSON.stringify(r) : `${r.recorded_at}  #${r.global_position}  ${r.event_type.padEnd(26)} ${r.stream_id}`);
-    if (rows.length) last = rows[rows.length - 1]!.global_position;
+    const rows = await readTailPage(c.pool, last, { limit: 200 });
+    for (const r of rows) {
+      const line = { global_position: r.global_position, event_type: r.event_type, stream_id: r.stream_id, recorded_at: r.recorded_at };
+      console.log(o.json ? JSON.stringify(line) : `${r.recorded_at}  #${r.global_position}  ${r.event_type.padEnd(26)} ${r.stream_id}`);
+    }
+    const newest = rows[rows.length - 1];
+    if (newest) last = { transactionId: newest.transaction_id, position: newest.global_position };
     const ov = await overview(c.pool, c.queues);
     const waiting = Object.values(ov.queues ?? {}).reduce((n, d) => n + (d.waiting ?? 0) + (d.active ?? 0) + (d.delayed ?? 0), 0);
     const line = `events ${ov.total_events.toLocaleString('en-US')} · owed ${ov.owed.events} · jobs pending ${waiting} · outbox ${ov.outbox.backlog} · open failures ${ov.failed_processing}`;

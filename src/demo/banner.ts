@@ -27,6 +27,7 @@ export function formatBanner(b: BannerInput): string {
   const lines = ['', `HD Tickets event platform is running (${config.NODE_ENV}; one process: ${parts.join(' + ')})`, ''];
   if (b.apiUrl) {
     lines.push(
+      `  dashboard    ${b.apiUrl}/dashboard   (user: admin, password: ${b.generatedToken ? 'the API token below' : 'your API_TOKEN'})`,
       `  API          ${b.apiUrl}/api/events/overview`,
       `  bull-board   ${b.apiUrl}/admin/queues   (user: admin, password: ${b.generatedToken ? 'the API token below' : 'your API_TOKEN'})`,
       `  metrics      ${b.apiUrl}/metrics   health ${b.apiUrl}/health`,

@@ -78,6 +78,7 @@ export function buildOpenApi(routes: readonly RouteDef[], info: { version: strin
         'Monitoring, operations and ingest API. Every JSON response is an envelope: `{ "success": true, "data": … }` or `{ "success": false, "error": { "code", "message", "details"? } }`.',
         `Request bodies are limited to ${info.bodyLimitBytes} bytes (HTTP_BODY_LIMIT_BYTES); larger ones get 413.`,
         'Authentication: `Authorization: Bearer <API_TOKEN>` on POST routes and bull-board (`/admin/queues` also takes Basic auth with the token as password); GET routes too unless PUBLIC_READ=true. A producer token (INGEST_TOKENS) may only POST /api/events (`x-producer-tokens`); everywhere else it gets 403.',
+        'The operator dashboard at `/dashboard` (HTML, not part of this document) takes the same credentials as bull-board and calls the routes here, e.g. `GET /api/events/timeseries` for its charts.',
       ].join('\n\n'),
     },
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' }, basic: { type: 'http', scheme: 'basic' } } },

@@ -3,17 +3,21 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Container } from '../app/container.js';
 import { ConfigError } from '../config.js';
+import { owedSummary } from '../consumers/owedWork.js';
 import { errorSummary } from '../logger.js';
 import { createReplayService, type ReplayApi } from '../replay/ReplayService.js';
 import type { AuthSettings } from './auth.js';
 import { BULL_BOARD_PATH, mountBullBoard } from './bullBoard.js';
+import { DASHBOARD_PATH, mountDashboard } from './dashboard/mount.js';
 import { HttpError, toErrorResponse } from './errors.js';
 import { useStrictJsonParser } from './jsonBody.js';
+import { startLagHistory } from './lagHistory.js';
 import { LiveTail } from './liveTail.js';
 import { mountOpenApiUi } from './openapiUi.js';
 import { buildOpenApi } from './openapi.js';
 import type { RouteDef } from './route.js';
 import { mountRoutes } from './route.js';
+import { dashboardRoutes } from './routes/dashboard.js';
 import { ingestRoutes } from './routes/ingest.js';
 import { consoleRoutes } from './routes/console.js';
 import { monitoringRoutes } from './routes/monitoring.js';
@@ -23,6 +27,8 @@ import { systemRoutes } from './routes/system.js';
 export interface ServerOptions {
   /** Defaults to the replay service over the container's replay queue. */
   replay?: ReplayApi;
+  /** How often the dashboard's lag history samples owed work (default 10 s). */
+  lagSampleMs?: number;
 }
 
 const VERSION = (() => {
@@ -100,6 +106,15 @@ export async function buildServer(c: Container, options: ServerOptions = {}): Pr
   let doc: object | null = null;
   const routes: RouteDef[] = [];
   routes.push(...systemRoutes(c, () => (doc ??= buildOpenApi(routes, { version: VERSION, bodyLimitBytes: c.config.HTTP_BODY_LIMIT_BYTES }))));
+  // Owed work per consumer over the last hour, for the dashboard's lag chart.
+  const lag = startLagHistory({
+    sample: async () => Object.fromEntries((await owedSummary(c.pool)).map((o) => [o.consumer, o.events])),
+    onError: (error) => {
+      if (!c.faults.report(error, 'lag sample')) c.logger.warn({ error: errorSummary(error) }, 'dashboard lag sample failed');
+    },
+    intervalMs: options.lagSampleMs,
+  });
+  app.addHook('onClose', async () => lag.stop());
   const tail = new LiveTail(c.pool, c.upcast, c.logger.child({ component: 'live-stream' }), {
     pollMs: c.config.STREAM_POLL_MS,
     heartbeatMs: c.config.STREAM_HEARTBEAT_MS,
@@ -107,12 +122,13 @@ export async function buildServer(c: Container, options: ServerOptions = {}): Pr
   });
   // Open event streams would hold the server's close until the grace period ends.
   app.addHook('preClose', async () => tail.close());
-  routes.push(...ingestRoutes(c), ...monitoringRoutes(c, replay), ...operationsRoutes(c, replay), ...consoleRoutes(c, tail));
+  routes.push(...ingestRoutes(c), ...monitoringRoutes(c, replay), ...operationsRoutes(c, replay), ...consoleRoutes(c, tail), ...dashboardRoutes(c, lag));
   mountRoutes(app, routes, auth);
   await mountOpenApiUi(app, (doc ??= buildOpenApi(routes, { version: VERSION, bodyLimitBytes: c.config.HTTP_BODY_LIMIT_BYTES })));
   // The shared queues, the replay queue and each known consumer's own queue (retries, hand-overs, redeliveries).
   await mountBullBoard(app, [...Object.values(c.queues), ...c.routes.map((r) => c.consumerQueues.own(r.name))], auth);
-  app.get('/', async () => ({ success: true, data: { name: 'hd-tickets-events', version: VERSION, docs: '/api/docs', queues: BULL_BOARD_PATH } }));
+  await mountDashboard(app, auth);
+  app.get('/', async () => ({ success: true, data: { name: 'hd-tickets-events', version: VERSION, docs: '/api/docs', queues: BULL_BOARD_PATH, dashboard: DASHBOARD_PATH } }));
   return app;
 }
 

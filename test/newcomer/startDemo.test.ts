@@ -86,6 +86,11 @@ describe('npm start on real Postgres and Redis', () => {
       const basic = `Basic ${Buffer.from(`admin:${token}`).toString('base64')}`;
       expect((await fetch(`${api}/admin/queues`, { headers: { authorization: basic } })).status).toBe(200);
       expect((await fetch(`${api}/admin/queues`)).status).toBe(401);
+      // The dashboard the banner links, with the same credentials.
+      const dashboard = /^\s+dashboard\s+(http:\/\/\S+)\s+\(user: admin, password: the API token below\)/m.exec(out)?.[1];
+      expect(dashboard).toBe(`${api}/dashboard`);
+      expect((await fetch(dashboard!, { headers: { authorization: basic } })).status).toBe(200);
+      expect((await fetch(dashboard!)).status).toBe(401);
       // The printed export line, pasted into a shell, makes README's curl lines (`T=$API_TOKEN`) work.
       const exportLine = /^\s+shell\s+(export API_TOKEN=\S+)/m.exec(out)?.[1];
       expect(exportLine).toBe(`export API_TOKEN=${token}`);

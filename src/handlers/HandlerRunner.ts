@@ -345,10 +345,11 @@ export class HandlerRunner {
         const failed = results.find(([err]) => err);
         if (failed) throw failed[0];
       }
-      // Locks others may wait for come last, in a fixed order (streams, then platforms, each sorted,
-      // the order producers use, so batches cannot deadlock): the emitted events lock their streams'
-      // rows (a monitor's stream takes every alert of the monitor), held only until the commit that
-      // follows two statements later.
+      // This session's shard of each platform's counters (migration 15): no other transaction writes it.
+      await flushPlatformStats(tx, stats);
+      // Last before commit, the only locks another batch may wait for: the emitted events lock their
+      // streams' rows (a monitor's stream takes every alert of the monitor), sorted as producers sort
+      // them, and held until the COMMIT that follows.
       const byStream = new Map<string, { streamType: string; events: EmittedEvent[] }>();
       for (const ev of pendingEmits) {
         const { streamId, streamType } = eventRegistry.streamOf({ type: ev.type, payload: ev.payload } as DomainEvent);
@@ -372,8 +373,6 @@ export class HandlerRunner {
           });
         }
       }
-      // Last before commit: this session's shard of each platform's counters (no other transaction writes it).
-      await flushPlatformStats(tx, stats);
       return units.map((u) => claimedBy.get(u.handler.name)?.size ?? 0);
     });
     if (emitted.length && onEmitted) onEmitted(emitted);

@@ -29,10 +29,13 @@ type AppendRow = z.infer<typeof AppendRow>;
 const StoredIdRow = z.object({ id: z.string(), stream_id: z.string(), version: z.number(), global_position: z.number(), transaction_id: z.string() });
 
 const APPEND_BATCH_SQL = `SELECT out_stream_id, out_event_id::text, out_version, out_position::float8 AS out_position, out_tx
-  FROM hdt_append_batch($1::text[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::int2[], $7::jsonb[], $8::jsonb[], $9::timestamptz[])`;
+  FROM hdt_append_batch($1::text[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::int2[], ARRAY(SELECT x FROM jsonb_array_elements($7::jsonb) WITH ORDINALITY AS t(x, o) ORDER BY o), ARRAY(SELECT x FROM jsonb_array_elements($8::jsonb) WITH ORDINALITY AS t(x, o) ORDER BY o), $9::timestamptz[])`;
 
 const APPEND_SQL = `SELECT out_event_id::text, out_version, out_position::float8 AS out_position, out_tx
-  FROM hdt_append_events($1, $2, $3, $4::uuid[], $5::text[], $6::int2[], $7::jsonb[], $8::jsonb[], $9::timestamptz[])`;
+  FROM hdt_append_events($1, $2, $3, $4::uuid[], $5::text[], $6::int2[], ARRAY(SELECT x FROM jsonb_array_elements($7::jsonb) WITH ORDINALITY AS t(x, o) ORDER BY o), ARRAY(SELECT x FROM jsonb_array_elements($8::jsonb) WITH ORDINALITY AS t(x, o) ORDER BY o), $9::timestamptz[])`;
+
+/** A jsonb[] argument passed as one JSON array text (see APPEND_BATCH_SQL). */
+const jsonArray = (json: string) => sql.fragment`ARRAY(SELECT x FROM jsonb_array_elements(${json}::jsonb) WITH ORDINALITY AS t(x, o) ORDER BY o)`;
 
 export const EVENT_COLUMNS = sql.fragment`id, stream_id, stream_type, version, event_type, schema_version, payload, metadata,
   global_position, transaction_id::text AS transaction_id, occurred_at, recorded_at`;
@@ -96,8 +99,10 @@ export class PostgresEventStore {
       flat.map((f) => f.id),
       flat.map((f) => f.e.type),
       flat.map((f) => f.e.schemaVersion ?? 1),
-      flat.map((f) => JSON.stringify(f.e.payload)),
-      flat.map((f) => JSON.stringify(f.e.metadata ?? {})),
+      // Payloads and metadata as one JSON array each: the driver would otherwise escape every element
+      // into an array literal (a tenth of a producer's CPU, measured), and Postgres parse both.
+      JSON.stringify(flat.map((f) => f.e.payload)),
+      JSON.stringify(flat.map((f) => f.e.metadata ?? {})),
       flat.map((f) => f.e.occurredAt ?? null),
     ];
     return this.withUniqueRetry(async () => {
@@ -109,7 +114,7 @@ export class PostgresEventStore {
               SELECT out_stream_id, out_event_id::text, out_version, out_position, out_tx FROM hdt_append_batch(
                 ${sql.array(params[0] as string[], 'text')}, ${sql.array(params[1] as string[], 'text')}, ${sql.array(params[2] as string[], 'text')},
                 ${sql.array(params[3] as string[], 'uuid')}, ${sql.array(params[4] as string[], 'text')}, ${sql.array(params[5] as number[], 'int2')},
-                ${sql.array(params[6] as string[], 'jsonb')}, ${sql.array(params[7] as string[], 'jsonb')}, ${sql.array(params[8] as (string | null)[], 'timestamptz')})`);
+                ${jsonArray(params[6] as string)}, ${jsonArray(params[7] as string)}, ${sql.array(params[8] as (string | null)[], 'timestamptz')})`);
       } catch (error) {
         const pg = pgErrorOf(error);
         const idConflict = pg?.code === '23505' && constraintOf(error) === 'event_store_id_unique';
@@ -145,7 +150,7 @@ export class PostgresEventStore {
             ${sql.array(fresh.map((f) => f.a.streamId), 'text')}, ${sql.array(fresh.map((f) => f.a.streamType ?? 'stream'), 'text')},
             ${sql.array(fresh.map((f) => String(f.a.expectedVersion ?? 'any')), 'text')}, ${sql.array(fresh.map((f) => f.id), 'uuid')},
             ${sql.array(fresh.map((f) => f.e.type), 'text')}, ${sql.array(fresh.map((f) => f.e.schemaVersion ?? 1), 'int2')},
-            ${sql.array(fresh.map((f) => JSON.stringify(f.e.payload)), 'jsonb')}, ${sql.array(fresh.map((f) => JSON.stringify(f.e.metadata ?? {})), 'jsonb')},
+            ${jsonArray(JSON.stringify(fresh.map((f) => f.e.payload)))}, ${jsonArray(JSON.stringify(fresh.map((f) => f.e.metadata ?? {})))},
             ${sql.array(fresh.map((f) => f.e.occurredAt ?? null), 'timestamptz')})`);
       } catch (error) {
         const pg = pgErrorOf(error);
@@ -186,8 +191,8 @@ export class PostgresEventStore {
       ids,
       events.map((e) => e.type),
       events.map((e) => e.schemaVersion ?? 1),
-      events.map((e) => JSON.stringify(e.payload)),
-      events.map((e) => JSON.stringify(e.metadata ?? {})),
+      JSON.stringify(events.map((e) => e.payload)),
+      JSON.stringify(events.map((e) => e.metadata ?? {})),
       events.map((e) => e.occurredAt ?? null),
     ] as const;
     let rows: readonly AppendRow[];
@@ -198,7 +203,7 @@ export class PostgresEventStore {
         rows = await (db ?? this.pool).any(sql.type(AppendRow)`
           SELECT out_event_id::text, out_version, out_position, out_tx FROM hdt_append_events(
             ${params[0]}, ${params[1]}, ${params[2]}, ${sql.array(params[3], 'uuid')}, ${sql.array(params[4], 'text')},
-            ${sql.array(params[5], 'int2')}, ${sql.array(params[6], 'jsonb')}, ${sql.array(params[7], 'jsonb')},
+            ${sql.array(params[5], 'int2')}, ${jsonArray(params[6])}, ${jsonArray(params[7])},
             ${sql.array(params[8], 'timestamptz')})`);
       }
     } catch (error) {

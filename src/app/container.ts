@@ -106,7 +106,7 @@ export async function createContainer(config: Config, logger: Logger, options: C
   const upcast: Upcaster = (type, v, payload) => (eventRegistry.has(type) ? eventRegistry.upcast(type, v, payload) : { schemaVersion: v, payload });
   const store = new PostgresEventStore(pool, { upcaster: upcast, appendPool });
   const redis = redisTopology(config);
-  const qstore = queueStore(config, redis);
+  const qstore = queueStore(config, redis, (err) => faults.warn('postgres:queues', { err: err.message }, 'queue connection error'));
   const connection = qstore.producerConnection();
   const prefix = (q: string) => qstore.queuePrefix(q);
   const queues = {

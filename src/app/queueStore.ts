@@ -1,7 +1,8 @@
-import { createPostgresBackend, type BackendFactory, type ConnectionOptions } from 'bullmq';
+import type { BackendFactory, ConnectionOptions } from 'bullmq';
 import type { Config } from '../config.js';
 import { withApplicationName } from '../db/horizon.js';
 import { redisTopology, type RedisTopology } from './redisTopology.js';
+import { sharedPostgresBackend } from './sharedPostgresBackend.js';
 
 /** The schema of BullMQ's own tables on the PostgreSQL backend, beside ours in the application database. */
 export const BULLMQ_SCHEMA = 'bullmq';
@@ -27,7 +28,8 @@ export interface QueueStore {
   close(): Promise<void>;
 }
 
-export function queueStore(config: Config, redis: RedisTopology = redisTopology(config)): QueueStore {
+/** `onError`: errors of the shared Postgres connection (an idle connection lost); Redis reports through each Queue and Worker. */
+export function queueStore(config: Config, redis: RedisTopology = redisTopology(config), onError: (err: Error) => void = () => {}): QueueStore {
   if (config.QUEUE_BACKEND === 'redis') {
     return {
       kind: 'redis',
@@ -39,19 +41,23 @@ export function queueStore(config: Config, redis: RedisTopology = redisTopology(
       close: () => redis.close(),
     };
   }
-  // Every Queue and Worker owns a small pool (idle connections close after 10 s) and, for workers, one
-  // LISTEN connection. `migrate: true` creates or upgrades the bullmq schema on first use (an advisory
-  // lock serialises concurrent starters; a no-op read once it is current).
-  const base = (max: number) =>
-    ({ connectionString: withApplicationName(config.DATABASE_URL), schema: BULLMQ_SCHEMA, migrate: true, max, idleTimeoutMillis: 10_000, connectionTimeoutMillis: 5000, keepAlive: true }) as unknown as ConnectionOptions;
+  // One pool (half DATABASE_POOL_SIZE, like the append pool) and one LISTEN connection for every Queue
+  // and Worker of the process (see sharedPostgresBackend). `migrate: true` creates or upgrades the
+  // bullmq schema on first use (an advisory lock serialises concurrent starters; a no-op read once it
+  // is current).
+  const shared = sharedPostgresBackend(
+    { connectionString: withApplicationName(config.DATABASE_URL), schema: BULLMQ_SCHEMA, migrate: true, max: Math.max(2, Math.ceil(config.DATABASE_POOL_SIZE / 2)), idleTimeoutMillis: 10_000, connectionTimeoutMillis: 5000, keepAlive: true },
+    onError,
+  );
+  // The connection is the shared one; what a Queue or Worker is given is only handed to the factory.
+  const connection = { shared: true } as unknown as ConnectionOptions;
   return {
     kind: 'postgres',
-    factory: createPostgresBackend as BackendFactory<any, any>,
-    producerConnection: () => base(3),
-    // The worker's own calls (fetch, complete, extend locks) plus one spare; LISTEN has its own connection.
-    workerConnection: (concurrency) => base(concurrency + 2),
+    factory: shared.factory,
+    producerConnection: () => connection,
+    workerConnection: () => connection,
     queuePrefix: () => config.QUEUE_PREFIX,
     describe: () => `PostgreSQL (schema ${BULLMQ_SCHEMA})`,
-    close: async () => {},
+    close: () => shared.close(),
   };
 }

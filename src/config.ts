@@ -35,6 +35,8 @@ export const ConfigSchema = z.object({
   // `npm start` only: with `auto`, an unreachable PostgreSQL is replaced by an embedded one (data in
   // .data/postgres) and an unreachable Redis by the postgres queue backend; `off` exits 3 instead.
   EMBEDDED_SERVICES: z.enum(['auto', 'off']).default('auto'),
+  // Where an embedded PostgreSQL keeps its data (relative paths from the project folder).
+  EMBEDDED_DATA_DIR: z.string().min(1).default('.data'),
   // A hash tag keeps every key of one queue in one Redis Cluster slot.
   QUEUE_PREFIX: z
     .string()

@@ -15,7 +15,6 @@ export const BOTH_BACKENDS = [
   'test/workers/shutdown.test.ts',
   'test/replay/concurrentRebuild.test.ts',
   'test/http/bullBoard.test.ts',
-  'test/newcomer/startEmbedded.test.ts',
 ];
 
 export default defineConfig({
@@ -29,7 +28,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     reporters: ['default'],
     projects: [
-      { extends: true, test: { name: 'redis', include: ['test/**/*.test.ts'], exclude: ['test/newcomer/startEmbedded.test.ts'] } },
+      { extends: true, test: { name: 'redis', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'postgres', include: BOTH_BACKENDS, env: { QUEUE_BACKEND: 'postgres' } } },
     ],
   },

@@ -53,7 +53,7 @@ afterAll(async () => {
 });
 
 describe(onPostgresQueues ? 'queue store (PostgreSQL backend) emptied mid-run' : 'Redis restarted empty mid-run', () => {
-  it('redis-restarted-empty-mid-run: 3 workers, 4 producers, 10,000 events over 500 streams; Redis SIGKILLed at ~50 % and restarted empty: every effect exactly once, read models equal the fold, no failure rows, owed work visible meanwhile', async () => {
+  it('redis-restarted-empty-mid-run: 3 workers, 4 producers, 10,000 events over 500 streams; Redis SIGKILLed at ~50 % and restarted empty: every effect exactly once, read models equal the fold, no failure rows, owed work visible meanwhile', { timeout: onPostgresQueues ? 300_000 : 120_000 }, async () => {
     const TOTAL = 10_000;
     let dispatched = 0;
     let killed: Promise<void> | null = null;

@@ -7,6 +7,7 @@ import { defineConfig } from 'vitest/config';
  * jobs, shutdown, replay, bull-board. Chosen to keep the second pass to about a minute and a half.
  */
 export const BOTH_BACKENDS = [
+  'test/workers/queueBackend.test.ts',
   'test/workers/batchJobs.test.ts',
   'test/workers/poisonIsolation.test.ts',
   'test/workers/operatorDeletedJob.test.ts',

@@ -2,15 +2,16 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * The queue-level files that run a second time on BullMQ's PostgreSQL backend (QUEUE_BACKEND=postgres,
- * read by test/support/backend.ts and inherited by the processes the tests spawn): delivery, retries
- * and failures, owed work and the reconciler, a worker SIGKILLed mid-run, the queue store losing its
- * jobs, shutdown, replay, bull-board. Chosen to keep the second pass to about a minute and a half.
+ * read by test/support/backend.ts and inherited by the processes the tests spawn): where a job lands,
+ * delivery, retries and failures, owed work and the reconciler, a worker SIGKILLed mid-run, the queue
+ * store losing its jobs, shutdown, replay, bull-board. About two minutes more on two cores.
  */
 export const BOTH_BACKENDS = [
   'test/workers/queueBackend.test.ts',
   'test/workers/batchJobs.test.ts',
   'test/workers/poisonIsolation.test.ts',
   'test/workers/operatorDeletedJob.test.ts',
+  'test/workers/webhook.test.ts',
   'test/workers/redisRestartedEmpty.test.ts',
   'test/workers/fleet.test.ts',
   'test/workers/shutdown.test.ts',

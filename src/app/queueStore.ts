@@ -23,8 +23,6 @@ export interface QueueStore {
   workerConnection(concurrency: number): ConnectionOptions;
   /** The BullMQ prefix of one queue (ignored by the Postgres backend: the database isolates it). */
   queuePrefix(queue: string): string;
-  /** One line for banners and logs: where the queues are. */
-  describe(): string;
   close(): Promise<void>;
 }
 
@@ -37,7 +35,6 @@ export function queueStore(config: Config, redis: RedisTopology = redisTopology(
       producerConnection: () => redis.producerConnection(),
       workerConnection: () => redis.workerConnection(),
       queuePrefix: (q) => redis.queuePrefix(q),
-      describe: () => (redis.cluster ? 'Redis Cluster' : 'Redis'),
       close: () => redis.close(),
     };
   }
@@ -57,7 +54,6 @@ export function queueStore(config: Config, redis: RedisTopology = redisTopology(
     producerConnection: () => connection,
     workerConnection: () => connection,
     queuePrefix: () => config.QUEUE_PREFIX,
-    describe: () => `PostgreSQL (schema ${BULLMQ_SCHEMA})`,
     close: () => shared.close(),
   };
 }

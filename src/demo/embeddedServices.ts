@@ -1,10 +1,13 @@
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { redactUrl, type Config } from '../config.js';
 import { checkPostgres, checkRedisOf, PreflightError } from '../app/preflight.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embeddedPostgres.js';
 
-const PROJECT_DIR = fileURLToPath(new URL('../..', import.meta.url));
+// The project folder (the one with package.json): two levels up from src/demo (tsx), three from
+// dist/src/demo (compiled), so a compiled start keeps its data in the same `.data/` as `npm start`.
+const PROJECT_DIR = ['../..', '../../..'].map((rel) => fileURLToPath(new URL(rel, import.meta.url))).find((dir) => existsSync(join(dir, 'package.json')))!;
 
 export interface ServicesChoice {
   config: Config;

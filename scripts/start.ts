@@ -4,6 +4,8 @@ import { checkServices, PreflightError } from '../src/app/preflight.js';
 import { EXIT } from '../src/exitCodes.js';
 import { ConfigError, loadConfig, redactUrl, type Config } from '../src/config.js';
 import { ensureDatabase } from '../src/demo/ensureDatabase.js';
+import { EmbeddedPostgresError } from '../src/demo/embeddedPostgres.js';
+import { chooseServices, type ServicesChoice } from '../src/demo/embeddedServices.js';
 import type { DemoStatus } from '../src/demo/status.js';
 import type { Logger } from '../src/logger.js';
 
@@ -29,6 +31,18 @@ if (!config.API_TOKEN && config.NODE_ENV !== 'production') {
   generatedToken = randomBytes(24).toString('hex');
   config = { ...config, API_TOKEN: generatedToken };
 }
+
+// No PostgreSQL answering: an embedded one; no Redis answering: the queues on PostgreSQL (README,
+// Quick start). EMBEDDED_SERVICES=off reports the missing service and exits 3 instead.
+let services: ServicesChoice;
+try {
+  services = await chooseServices(config, process.env, 3000, (line) => console.log(line));
+} catch (error) {
+  if (!(error instanceof EmbeddedPostgresError)) throw error;
+  console.error(`\nCould not start an embedded PostgreSQL: ${error.message}\nStart PostgreSQL yourself (docker compose up -d postgres) or point DATABASE_URL at one.\n`);
+  process.exit(EXIT_UNREACHABLE);
+}
+config = services.config;
 
 // Each check has a short timeout so an unreachable service is reported well within 10 s.
 let databaseCreated = false;
@@ -74,7 +88,10 @@ const app = await startAllInOne(config, logger).catch((error: NodeJS.ErrnoExcept
   process.exit(EXIT.PORT_IN_USE);
 });
 console.log(
-  formatBanner({ config, apiUrl: app.web?.url ?? null, generatedToken, databaseCreated, migrationsApplied, replay: app.replay, demo: app.demo !== null, logFile: config.NODE_ENV === 'production' ? undefined : LOG_FILE, demoWebhook: app.receiver?.url }),
+  formatBanner({
+    config, apiUrl: app.web?.url ?? null, generatedToken, databaseCreated, migrationsApplied, replay: app.replay, demo: app.demo !== null, logFile: config.NODE_ENV === 'production' ? undefined : LOG_FILE, demoWebhook: app.receiver?.url,
+    embedded: { postgres: services.postgres ? { dataDir: `${config.EMBEDDED_DATA_DIR}/postgres`, initialised: services.postgres.initialised, insteadOf: services.postgresInsteadOf! } : null, queuesInsteadOf: services.queuesInsteadOf },
+  }),
 );
 
 let previous: DemoStatus | undefined;
@@ -101,6 +118,8 @@ onShutdownSignal(logger, async () => {
   const { timedOut } = await app.close();
   if (timedOut) logger.warn('some jobs were cut short; they will run again on the next start');
   await tracing?.shutdown();
+  // Last, once every connection is closed: the embedded server's fast shutdown then has nothing to cut.
+  await services.postgres?.stop();
 });
 
 /**

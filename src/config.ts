@@ -28,6 +28,15 @@ export const ConfigSchema = z.object({
   DATABASE_URL: urlWithScheme(['postgres', 'postgresql']).default('postgres://postgres@127.0.0.1:5432/hdtickets'),
   DATABASE_POOL_SIZE: int(10, 1, 200),
   REDIS_URL: urlWithScheme(['redis', 'rediss']).default('redis://127.0.0.1:6379'),
+  // Where the BullMQ queues live: Redis (REDIS_URL / REDIS_CLUSTER_NODES), or PostgreSQL itself
+  // (DATABASE_URL, schema `bullmq`): one service fewer, at a lower job throughput (README, Queue backends).
+  // `npm start` picks postgres by itself when this is unset and no Redis answers.
+  QUEUE_BACKEND: z.enum(['redis', 'postgres']).default('redis'),
+  // `npm start` only: with `auto`, an unreachable PostgreSQL is replaced by an embedded one (data in
+  // .data/postgres) and an unreachable Redis by the postgres queue backend; `off` exits 3 instead.
+  EMBEDDED_SERVICES: z.enum(['auto', 'off']).default('auto'),
+  // Where an embedded PostgreSQL keeps its data (relative paths from the project folder).
+  EMBEDDED_DATA_DIR: z.string().min(1).default('.data'),
   // A hash tag keeps every key of one queue in one Redis Cluster slot.
   QUEUE_PREFIX: z
     .string()

@@ -10,6 +10,11 @@ export interface FaultMonitorOptions {
   logEveryMs?: number;
   /** Told of every fault reported (metrics). */
   onFault?: (service: Service) => void;
+  /**
+   * The service the queues live on (default redis). With QUEUE_BACKEND=postgres there is no Redis: a
+   * fault raised through BullMQ is a PostgreSQL fault, probed and reported as such.
+   */
+  queuesOn?: Service;
 }
 
 /**
@@ -58,7 +63,8 @@ export class FaultMonitor {
   report(error: unknown, context = 'work'): boolean {
     if (!isInfrastructureError(error)) return false;
     this.streak++;
-    const service = faultKind(error);
+    const kind = faultKind(error);
+    const service = kind === 'redis' ? (this.options.queuesOn ?? 'redis') : kind;
     const conflict = hasCode(error, /^(40001|40P01)$/) || (error as Error | undefined)?.name === 'OrderNotSettledError';
     this.options.onFault?.(service);
     if (!conflict) this.markDown(service);

@@ -58,7 +58,7 @@ describe('secrets-masked', () => {
   });
 
   it('npm start with a password in REDIS_URL prints it masked', async () => {
-    const p = spawnTs('scripts/start.ts', { LOG_LEVEL: 'info', DATABASE_URL: ADMIN_URL, REDIS_URL: 'redis://:s3cretpw@127.0.0.1:1' });
+    const p = spawnTs('scripts/start.ts', { LOG_LEVEL: 'info', DATABASE_URL: ADMIN_URL, REDIS_URL: 'redis://:s3cretpw@127.0.0.1:1', EMBEDDED_SERVICES: 'off' });
     started.push(p);
     const { code } = await p.exited;
     expect(code).not.toBe(0);

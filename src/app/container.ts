@@ -21,6 +21,10 @@ import { FaultMonitor } from '../faultMonitor.js';
 import { infrastructureFaults, infrastructureUp } from '../metrics/metrics.js';
 import { sql } from 'slonik';
 import { redisTopology, type RedisTopology } from './redisTopology.js';
+import { queueStore, type QueueStore } from './queueStore.js';
+import type { VersionedCache } from '../handlers/cache.js';
+import { redisCache } from '../handlers/redisCache.js';
+import { postgresCache } from '../handlers/postgresCache.js';
 
 export interface Container {
   config: Config;
@@ -44,8 +48,15 @@ export interface Container {
   faults: FaultMonitor;
   /** Standalone Redis or Redis Cluster: connections and key prefixes for queues, workers and caches. */
   redis: RedisTopology;
-  /** A plain Redis connection for caches (created on first use; a Cluster client with REDIS_CLUSTER_NODES). */
+  /** Where the queues live (QUEUE_BACKEND): every Queue and Worker is built from it. */
+  queueStore: QueueStore;
+  /**
+   * A plain Redis connection for caches (created on first use; a Cluster client with
+   * REDIS_CLUSTER_NODES). Throws on the postgres queue backend, which has no Redis: use `cache()`.
+   */
   cacheRedis(): Redis | Cluster;
+  /** The handlers' versioned cache: Redis, or the UNLOGGED handler_cache table on the postgres backend. */
+  cache(): VersionedCache;
   close(): Promise<void>;
 }
 
@@ -75,13 +86,16 @@ export async function createContainer(config: Config, logger: Logger, options: C
   const pool = await createDbPool(config.DATABASE_URL, { maximumPoolSize: config.DATABASE_POOL_SIZE });
   const appendPool = new pg.Pool({ connectionString: withApplicationName(config.DATABASE_URL), max: Math.max(2, Math.ceil(config.DATABASE_POOL_SIZE / 2)), connectionTimeoutMillis: 5000 });
   const queuesRef: { handlers?: Queue } = {};
+  const onPostgres = config.QUEUE_BACKEND === 'postgres';
   const faults = new FaultMonitor(logger, {
+    queuesOn: onPostgres ? 'postgres' : 'redis',
     probes: {
       // Back means writable: a server in recovery or read-only (a failover half done) is still down.
       postgres: async () => {
         const writable = await pool.oneFirst(sql.unsafe`SELECT NOT pg_is_in_recovery() AND current_setting('transaction_read_only') = 'off' AS writable`);
         if (writable !== true) throw new Error('PostgreSQL answers but is read-only (in recovery or failing over)');
       },
+      // The queue store: Redis, or the bullmq schema in PostgreSQL (faults are then PostgreSQL's; see queuesOn).
       redis: async () => void (await queuesRef.handlers!.getJobCounts('waiting')),
     },
     onFault: (service) => infrastructureFaults.inc({ service }),
@@ -92,11 +106,13 @@ export async function createContainer(config: Config, logger: Logger, options: C
   const upcast: Upcaster = (type, v, payload) => (eventRegistry.has(type) ? eventRegistry.upcast(type, v, payload) : { schemaVersion: v, payload });
   const store = new PostgresEventStore(pool, { upcaster: upcast, appendPool });
   const redis = redisTopology(config);
-  const connection = redis.producerConnection();
+  const qstore = queueStore(config, redis, (err) => faults.warn('postgres:queues', { err: err.message }, 'queue connection error'));
+  const connection = qstore.producerConnection();
+  const prefix = (q: string) => qstore.queuePrefix(q);
   const queues = {
-    handlers: createQueue(QUEUE_NAMES.handlers, connection, redis.queuePrefix),
-    projections: createQueue(QUEUE_NAMES.projections, connection, redis.queuePrefix),
-    replay: createQueue(QUEUE_NAMES.replay, connection, redis.queuePrefix),
+    handlers: createQueue(QUEUE_NAMES.handlers, connection, prefix, qstore.factory),
+    projections: createQueue(QUEUE_NAMES.projections, connection, prefix, qstore.factory),
+    replay: createQueue(QUEUE_NAMES.replay, connection, prefix, qstore.factory),
   };
   queuesRef.handlers = queues.handlers;
   const only = config.CONSUMERS;
@@ -111,7 +127,7 @@ export async function createContainer(config: Config, logger: Logger, options: C
   const defaults = { attempts: config.JOB_ATTEMPTS, backoffMs: config.JOB_BACKOFF_MS };
   const byName = new Map(routes.map((r) => [r.name, r]));
   const policy = (consumer: string) => policyOf(byName.get(consumer), defaults);
-  const consumerQueues = new ConsumerQueues(queues.handlers, queues.projections, connection, redis.queuePrefix);
+  const consumerQueues = new ConsumerQueues(queues.handlers, queues.projections, connection, prefix, qstore.factory);
   const publisher = new JobPublisher(pool, consumerQueues, defaults, { batchSize: config.JOB_BATCH_SIZE, redeliverAfterMs: config.OWED_REDELIVER_AFTER_MS });
   const bus = new EventBus(store, publisher, logger);
   const failures = new FailureStore(pool, consumerQueues, policy);
@@ -121,19 +137,25 @@ export async function createContainer(config: Config, logger: Logger, options: C
     // A database without migrations is reported by /ready and the migrate step, not by a crash here.
     if (pgErrorCode(error) === '42P01') return logger.warn('consumer registry table missing: run `npm run migrate`');
     await Promise.allSettled([appendPool.end(), pool.end(), ...Object.values(queues).map((q) => q.close())]);
-    await redis.close();
+    await qstore.close();
     throw error;
   });
   let cache: Redis | Cluster | null = null;
+  let versioned: VersionedCache | null = null;
+  const cacheRedis = () => {
+    if (onPostgres) throw new Error('QUEUE_BACKEND=postgres has no Redis: the handlers cache in PostgreSQL (handler_cache)');
+    return (cache ??= redis.createCache({ maxRetriesPerRequest: 3 }));
+  };
   return {
-    config, logger, pool, appendPool, store, queues, consumerQueues, publisher, bus, failures, handlers, projections, routes, policyOf: policy, upcast, faults, redis,
-    cacheRedis: () => (cache ??= redis.createCache({ maxRetriesPerRequest: 3 })),
+    config, logger, pool, appendPool, store, queues, consumerQueues, publisher, bus, failures, handlers, projections, routes, policyOf: policy, upcast, faults, redis, queueStore: qstore,
+    cacheRedis,
+    cache: () => (versioned ??= onPostgres ? postgresCache(pool) : redisCache(cacheRedis())),
     async close() {
       faults.stop();
       await Promise.allSettled(Object.values(queues).map((q) => q.close()));
       await consumerQueues.closeOwn();
       if (cache) await cache.quit().catch(() => cache?.disconnect());
-      await redis.close();
+      await qstore.close();
       await appendPool.end().catch(() => {});
       await pool.end().catch(() => {});
     },

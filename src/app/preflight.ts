@@ -149,8 +149,10 @@ async function isClusterNode(url: string, timeoutMs: number): Promise<boolean> {
  * Both services at once: when PostgreSQL and Redis are both unavailable, both are reported (one
  * message, PostgreSQL first), not only the first one found.
  */
-export async function checkServices(config: Pick<Config, 'DATABASE_URL' | 'REDIS_URL' | 'REDIS_CLUSTER_NODES'>, timeoutMs = 4000): Promise<void> {
-  const [pgResult, redisResult] = await Promise.allSettled([checkPostgres(config.DATABASE_URL, timeoutMs), checkRedisOf(config, timeoutMs)]);
+export async function checkServices(config: Pick<Config, 'DATABASE_URL' | 'REDIS_URL' | 'REDIS_CLUSTER_NODES'> & Partial<Pick<Config, 'QUEUE_BACKEND'>>, timeoutMs = 4000): Promise<void> {
+  // With the queues on PostgreSQL (QUEUE_BACKEND=postgres) no process needs Redis.
+  const redisCheck = config.QUEUE_BACKEND === 'postgres' ? Promise.resolve() : checkRedisOf(config, timeoutMs);
+  const [pgResult, redisResult] = await Promise.allSettled([checkPostgres(config.DATABASE_URL, timeoutMs), redisCheck]);
   const problems = [pgResult, redisResult].flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
   if (problems.length === 0) return;
   const other = problems.find((p) => !(p instanceof PreflightError));

@@ -1,4 +1,5 @@
-import { Worker } from 'bullmq';
+import type { Worker } from 'bullmq';
+import { newWorker } from './newWorker.js';
 import type { Container } from './container.js';
 import { delayOnInfrastructureFault, isDelayed, pauseWhileDown, reportWorkerErrors } from './faultTolerance.js';
 import { QUEUE_NAMES } from '../eventBus/queues.js';
@@ -17,7 +18,8 @@ interface ReplayJobState extends ReplayJobData {
 export function startReplayWorker(c: Container): { worker: Worker; close(graceMs?: number): Promise<void> } {
   const engine = new ReplayEngine(c.pool, c.upcast, c.logger);
   const byName = new Map(c.projections.map((p) => [p.name, p]));
-  const worker = new Worker<ReplayJobState>(
+  const worker = newWorker<ReplayJobState>(
+    c.queueStore,
     QUEUE_NAMES.replay,
     // An outage delays the replay (it resumes from its last committed chunk); it does not use attempts.
     delayOnInfrastructureFault<ReplayJobState, unknown>(c.faults, async (job) => {
@@ -45,8 +47,8 @@ export function startReplayWorker(c: Container): { worker: Worker; close(graceMs
       return { projections: results };
     }),
     {
-      connection: c.redis.workerConnection(),
-      prefix: c.redis.queuePrefix(QUEUE_NAMES.replay),
+      connection: c.queueStore.workerConnection(1),
+      prefix: c.queueStore.queuePrefix(QUEUE_NAMES.replay),
       concurrency: 1,
       lockDuration: c.config.JOB_LOCK_MS,
       stalledInterval: Math.max(1000, Math.floor(c.config.JOB_LOCK_MS / 2)),

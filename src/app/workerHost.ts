@@ -7,6 +7,7 @@ import { heartbeat, HEARTBEAT_MS, registerConsumers } from '../consumers/registr
 import { HandlerRunner } from '../handlers/HandlerRunner.js';
 import { ProjectionRunner } from '../projections/ProjectionRunner.js';
 import type { Container } from './container.js';
+import { newWorker } from './newWorker.js';
 import { delayOnInfrastructureFault, isDelayed, pauseWhileDown, reportWorkerErrors } from './faultTolerance.js';
 
 export type WorkerRole = 'handlers' | 'projections' | 'relay';
@@ -33,7 +34,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
     pool: c.pool,
     store: c.store,
     publisher: c.publisher,
-    redis: c.cacheRedis(),
+    cache: c.cache(),
     logger,
     upcast: c.upcast,
     settings: {
@@ -70,7 +71,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
 
   const workers: Worker[] = [];
   const common = {
-    connection: c.redis.workerConnection(),
+    connection: c.queueStore.workerConnection(config.WORKER_CONCURRENCY),
     concurrency: config.WORKER_CONCURRENCY,
     lockDuration: config.JOB_LOCK_MS,
     stalledInterval: Math.max(1000, Math.floor(config.JOB_LOCK_MS / 2)),
@@ -91,7 +92,7 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
     }
   };
   const start = (queue: string, run: (job: Job<ConsumerJobData>) => Promise<unknown>) => {
-    const worker = new Worker<ConsumerJobData>(queue, delayOnInfrastructureFault(c.faults, run), { ...common, prefix: c.redis.queuePrefix(queue) });
+    const worker = newWorker<ConsumerJobData>(c.queueStore, queue, delayOnInfrastructureFault(c.faults, run), { ...common, prefix: c.queueStore.queuePrefix(queue) });
     // Also reached for stalled-limit failures, which never pass through the processor.
     worker.on('failed', (job, err) => {
       if (!job || !isFinal(job) || isDelayed(err)) return;

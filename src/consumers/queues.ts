@@ -1,4 +1,4 @@
-import type { ConnectionOptions, Queue } from 'bullmq';
+import type { BackendFactory, ConnectionOptions, Queue } from 'bullmq';
 import { createQueue, type QueuePrefix } from '../eventBus/queues.js';
 import { ownQueueName, SHARED_QUEUE, type ConsumerKind } from './jobs.js';
 
@@ -14,6 +14,7 @@ export class ConsumerQueues {
     readonly projections: Queue,
     private readonly connection: ConnectionOptions,
     private readonly prefix: QueuePrefix,
+    private readonly factory?: BackendFactory<any, any>,
   ) {}
 
   shared(kind: ConsumerKind): Queue {
@@ -28,7 +29,7 @@ export class ConsumerQueues {
     if (name === SHARED_QUEUE.handler) return this.handlers;
     if (name === SHARED_QUEUE.projection) return this.projections;
     let q = this.owned.get(name);
-    if (!q) this.owned.set(name, (q = createQueue(name, this.connection, this.prefix)));
+    if (!q) this.owned.set(name, (q = createQueue(name, this.connection, this.prefix, this.factory)));
     return q;
   }
 

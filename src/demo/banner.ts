@@ -14,6 +14,12 @@ export interface BannerInput {
   logFile?: string;
   /** URL of the demo's flaky local webhook receiver, when it runs. */
   demoWebhook?: string;
+  /** What `npm start` runs in place of services that did not answer (README, Quick start). */
+  embedded?: {
+    postgres: { dataDir: string; initialised: boolean; insteadOf: string } | null;
+    /** The Redis that did not answer, when the queues run on PostgreSQL because of it. */
+    queuesInsteadOf: string | null;
+  };
 }
 
 /**
@@ -42,11 +48,21 @@ export function formatBanner(b: BannerInput): string {
   } else {
     lines.push('  API          not available yet (src/http/server.ts is not in this checkout); workers and demo run without it');
   }
+  const pgEmbedded = b.embedded?.postgres;
+  const queuesInsteadOf = b.embedded?.queuesInsteadOf;
   lines.push(
     `  database     ${redactUrl(config.DATABASE_URL)}${b.databaseCreated ? ' (created just now)' : ''}, ${b.migrationsApplied ? `${b.migrationsApplied} migration(s) applied` : 'schema up to date'}`,
-    config.REDIS_CLUSTER_NODES
-      ? `  redis        cluster ${config.REDIS_CLUSTER_NODES.map((n) => `${n.host}:${n.port}`).join(',')}, a hash tag per queue from ${config.QUEUE_PREFIX}`
-      : `  redis        ${redactUrl(config.REDIS_URL)}, queue prefix ${config.QUEUE_PREFIX}`,
+    ...(pgEmbedded
+      ? [`  embedded     PostgreSQL 18 started by npm start (nothing answered at ${redactUrl(pgEmbedded.insteadOf)}); data in ${pgEmbedded.dataDir}${pgEmbedded.initialised ? ', created just now' : ', kept from the last run'}; stopped on Ctrl-C`]
+      : []),
+    config.QUEUE_BACKEND === 'postgres'
+      ? `  queues       on PostgreSQL (BullMQ's Postgres backend, schema bullmq)${queuesInsteadOf ? `: no Redis answered at ${queuesInsteadOf}` : ' (QUEUE_BACKEND=postgres)'}; the handlers' cache in the table handler_cache`
+      : config.REDIS_CLUSTER_NODES
+        ? `  redis        cluster ${config.REDIS_CLUSTER_NODES.map((n) => `${n.host}:${n.port}`).join(',')}, a hash tag per queue from ${config.QUEUE_PREFIX}`
+        : `  redis        ${redactUrl(config.REDIS_URL)}, queue prefix ${config.QUEUE_PREFIX}`,
+    ...(pgEmbedded || queuesInsteadOf
+      ? [`  switch       to real services: start them (docker compose up -d postgres redis) or point DATABASE_URL / REDIS_URL at them; EMBEDDED_SERVICES=off never embeds (README, Quick start)`]
+      : []),
     b.demo
       ? `  demo         ~${config.DEMO_RATE} events/s from simulated platforms (DEMO_RATE=… to change, DEMO=off to disable)`
       : '  demo         off (DEMO=on to simulate scrapers)',

@@ -1,4 +1,4 @@
-import { Queue, type ConnectionOptions } from 'bullmq';
+import { Queue, type BackendFactory, type ConnectionOptions } from 'bullmq';
 
 export const QUEUE_NAMES = {
   handlers: 'handlers',
@@ -10,8 +10,10 @@ export type QueueName = (typeof QUEUE_NAMES)[keyof typeof QUEUE_NAMES];
 /** One prefix for every queue, or the prefix of each queue by name (Redis Cluster: a hash tag per queue). */
 export type QueuePrefix = string | ((queue: string) => string);
 
-export function createQueue(name: string, connection: ConnectionOptions, prefix: QueuePrefix): Queue {
-  const queue = new Queue(name, { connection, prefix: typeof prefix === 'function' ? prefix(name) : prefix });
+/** `factory`: BullMQ's backend (undefined: Redis; `createPostgresBackend` with QUEUE_BACKEND=postgres). */
+export function createQueue(name: string, connection: ConnectionOptions, prefix: QueuePrefix, factory?: BackendFactory<any, any>): Queue {
+  const opts = { connection, prefix: typeof prefix === 'function' ? prefix(name) : prefix };
+  const queue = factory ? (new Queue(name, opts, factory) as unknown as Queue) : new Queue(name, opts);
   // Without a listener BullMQ prints every connection error as a stack trace.
   queue.on('error', () => {});
   return queue;

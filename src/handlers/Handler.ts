@@ -1,8 +1,8 @@
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { CommonQueryMethods } from 'slonik';
 import type { DomainEvent } from '../domain/index.js';
 import type { EventMetadata, StoredEvent } from '../eventStore/types.js';
+import type { CacheBatch } from './cache.js';
 
 export type HandledEvent = Omit<StoredEvent, 'type' | 'payload'> & DomainEvent;
 
@@ -27,9 +27,11 @@ export interface HandlerSettings {
 export interface HandlerContext {
   /** The transaction that also inserts this (handler, event) ledger row: effects here are exactly-once. */
   tx: CommonQueryMethods;
-  redis: Redis | Cluster;
-  /** Redis commands batched into one round trip at the end of the batch (before commit). */
-  redisBatch: ChainableCommander;
+  /**
+   * Version-guarded cache writes, sent together at the end of the batch (before commit): one Redis
+   * pipeline on the Redis queue backend, one upsert in `tx` on the PostgreSQL one.
+   */
+  cache: CacheBatch;
   /** Per-transaction memo: the same lookup for many events of a batch runs once. */
   memo<T>(key: string, load: () => Promise<T>): Promise<T>;
   settings: HandlerSettings;

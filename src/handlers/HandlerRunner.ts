@@ -1,4 +1,3 @@
-import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { sql, type DatabasePool } from 'slonik';
 import { asOneStatement, type SettleSql } from '../db/statements.js';
@@ -9,7 +8,7 @@ import { rowToEvent, type StoredEvent, type StoredEventRowType, type Upcaster } 
 import { isInfrastructureError } from '../faults.js';
 import { inEventTrace, isTracingEnabled, recordConsumerRun, spanClock } from '../tracing.js';
 import { flushPlatformStats } from './alerting.js';
-import { defineTicketCacheCommand } from './ticketCache.js';
+import type { VersionedCache } from './cache.js';
 import type { EmittedEvent, EventHandler, HandledEvent, HandlerContext, HandlerSettings, PlatformStatsDelta, Recorder } from './Handler.js';
 
 /** Batches at least this large run their (non-isolated) handlers in one shared transaction. */
@@ -65,13 +64,12 @@ export class HandlerRunner {
       pool: DatabasePool;
       store: PostgresEventStore;
       publisher: Publisher;
-      redis: Redis | Cluster;
+      cache: VersionedCache;
       settings: HandlerSettings;
       logger: Logger;
       upcast: Upcaster;
     },
   ) {
-    defineTicketCacheCommand(deps.redis);
   }
 
   async loadEvents(eventIds: readonly string[]): Promise<StoredEvent[]> {
@@ -228,9 +226,8 @@ export class HandlerRunner {
       get tx(): never {
         return refuse('transaction')() as never;
       },
-      redis: this.deps.redis,
-      get redisBatch(): never {
-        return refuse('Redis batch')() as never;
+      get cache(): never {
+        return refuse('cache batch')() as never;
       },
       memo: <T>(_key: string, load: () => Promise<T>) => load(),
       settings: this.deps.settings,
@@ -297,7 +294,7 @@ export class HandlerRunner {
         else claimedBy.set(r.handler, new Set([r.event_id]));
       }
       const pendingEmits: EmittedEvent[] = [];
-      const redisBatch = this.deps.redis.pipeline();
+      const cacheBatch = this.deps.cache.batch();
       const stats = new Map<string, { at: string; delta: PlatformStatsDelta }>();
       const notifications: { userId: string; kind: string; eventId: string; title: string; body: object }[] = [];
       for (const { handler, events } of units) {
@@ -306,8 +303,7 @@ export class HandlerRunner {
         const memo = new Map<string, Promise<unknown>>();
         const ctx: HandlerContext = {
           tx,
-          redis: this.deps.redis,
-          redisBatch,
+          cache: cacheBatch,
           memo: <T>(key: string, load: () => Promise<T>) => {
             if (!memo.has(key)) memo.set(key, load());
             return memo.get(key) as Promise<T>;
@@ -339,12 +335,8 @@ export class HandlerRunner {
           SELECT * FROM ${sql.unnest(notifications.map((n) => [n.userId, n.kind, n.eventId, n.title, JSON.stringify(n.body)]), ['text', 'text', 'uuid', 'text', 'jsonb'])}
           ON CONFLICT (kind, event_id) DO NOTHING`);
       }
-      if (redisBatch.length) {
-        // Before commit: if Redis fails the batch is retried, and the cache writes are idempotent.
-        const results = (await redisBatch.exec()) ?? [];
-        const failed = results.find(([err]) => err);
-        if (failed) throw failed[0];
-      }
+      // Before commit: if the cache write fails the batch is retried, and the cache writes are idempotent.
+      await cacheBatch.flush(tx);
       // This session's shard of each platform's counters (migration 15): no other transaction writes it.
       await flushPlatformStats(tx, stats);
       // Last before commit, the only locks another batch may wait for: the emitted events lock their

@@ -10,7 +10,7 @@ export const PriceChangeHandler: EventHandler = {
   async handle(e, ctx) {
     if (e.type !== 'TicketPriceChanged') return;
     const p = e.payload;
-    cacheTicketFields(ctx.redisBatch, ctx.settings.cachePrefix, p.ticketId, e.version, ctx.settings.cacheTtlSeconds, {
+    cacheTicketFields(ctx.cache, ctx.settings.cachePrefix, p.ticketId, e.version, ctx.settings.cacheTtlSeconds, {
       priceMinor: p.newPrice.amountMinor,
       currency: p.newPrice.currency,
     });

@@ -8,7 +8,7 @@ export const SystemEventsHandler: EventHandler = {
   async handle(e, ctx) {
     if (e.type === 'PlatformStatusChanged') {
       // Guarded by the platform stream's version: a late "offline" (v5) never overwrites a newer "online" (v6).
-      cacheVersionedFields(ctx.redisBatch, platformStatusKey(ctx.settings.cachePrefix), e.version, 0, {
+      cacheVersionedFields(ctx.cache, platformStatusKey(ctx.settings.cachePrefix), e.version, 0, {
         [e.payload.platform]: JSON.stringify({ status: e.payload.newStatus, at: e.occurredAt, version: e.version }),
       });
       // A scraped platform's state, not a fault of this system: info, not a warning.

@@ -10,7 +10,7 @@ export const TicketDiscoveredHandler: EventHandler = {
   async handle(e, ctx) {
     if (e.type !== 'TicketDiscovered') return;
     const p = e.payload;
-    cacheTicketFields(ctx.redisBatch, ctx.settings.cachePrefix, p.ticketId, e.version, ctx.settings.cacheTtlSeconds, {
+    cacheTicketFields(ctx.cache, ctx.settings.cachePrefix, p.ticketId, e.version, ctx.settings.cacheTtlSeconds, {
       platform: p.platform,
       eventName: p.eventName,
       venue: p.venue,

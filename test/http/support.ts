@@ -3,6 +3,7 @@ import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import { createContainer, type Container, type ContainerOptions } from '../../src/app/container.js';
 import { loadConfig } from '../../src/config.js';
+import { TEST_QUEUE_BACKEND } from '../support/backend.js';
 import { startWebServer, type WebServer } from '../../src/http/server.js';
 import { createLogger } from '../../src/logger.js';
 import { createTestDb, testPrefix, type TestDb } from '../support/db.js';
@@ -30,7 +31,7 @@ export interface Harness {
 
 /** Builds a container the way a process does, but with the log stream captured. */
 export async function captureContainer(env: Record<string, string>, logs: LogCapture, options: ContainerOptions = {}): Promise<Container> {
-  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'trace', ...env });
+  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'trace', QUEUE_BACKEND: TEST_QUEUE_BACKEND, ...env });
   return createContainer(config, createLogger(config.LOG_LEVEL, logs), options);
 }
 

@@ -51,8 +51,8 @@ describe('the first hour', () => {
     expect(readme).toContain('export API_TOKEN=');
   });
 
-  it('both-services-down-both-reported: with PostgreSQL and Redis both unreachable, npm start names both and exits 3', async () => {
-    const p = spawnTs('scripts/start.ts', { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/hdtickets', REDIS_URL: 'redis://127.0.0.1:1', API_TOKEN: '' });
+  it('both-services-down-both-reported: with PostgreSQL and Redis both unreachable and EMBEDDED_SERVICES=off, npm start names both and exits 3', async () => {
+    const p = spawnTs('scripts/start.ts', { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/hdtickets', REDIS_URL: 'redis://127.0.0.1:1', API_TOKEN: '', EMBEDDED_SERVICES: 'off' });
     procs.push(p);
     expect((await p.exited).code).toBe(3);
     expect(p.output()).toContain('Cannot reach PostgreSQL at postgres://postgres@127.0.0.1:1/hdtickets');

@@ -75,7 +75,8 @@ describe('npm run build and the Procfile', () => {
 
   it('the compiled start explains an unreachable Postgres', async () => {
     const url = 'postgres://postgres@127.0.0.1:1/hdtickets';
-    const p = run(`node dist/scripts/start.js`, { DATABASE_URL: url });
+    // EMBEDDED_SERVICES=off: without it npm start would run an embedded PostgreSQL instead (startEmbedded.test.ts).
+    const p = run(`node dist/scripts/start.js`, { DATABASE_URL: url, EMBEDDED_SERVICES: 'off' });
     procs.push(p);
     expect(await p.exited).not.toBe(0);
     expect(p.output()).toContain(`Cannot reach PostgreSQL at ${url}`);

@@ -8,7 +8,8 @@ afterAll(() => stopAll(started));
 /** Runs `npm start`'s script and returns how it ended, how long it took and what it printed. */
 async function start(env: Record<string, string>) {
   const t0 = Date.now();
-  const p = spawnTs('scripts/start.ts', { LOG_LEVEL: 'info', ...env });
+  // EMBEDDED_SERVICES=off: the behaviour without the embedded fallback (startEmbedded.test.ts has the fallback).
+  const p = spawnTs('scripts/start.ts', { LOG_LEVEL: 'info', EMBEDDED_SERVICES: 'off', ...env });
   started.push(p);
   const { code } = await p.exited;
   return { code, ms: Date.now() - t0, out: p.output() };

@@ -2,10 +2,11 @@ import { createContainer, type Container, type ContainerOptions } from '../../sr
 import { owedSummary } from '../../src/consumers/owedWork.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
+import { TEST_QUEUE_BACKEND } from './backend.js';
 
 /** A container wired like a real process, against a test database and a test-only queue prefix. */
 export async function testContainer(env: Record<string, string>, options: ContainerOptions = {}): Promise<Container> {
-  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', ...env });
+  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', QUEUE_BACKEND: TEST_QUEUE_BACKEND, ...env });
   return createContainer(config, createLogger(config.LOG_LEVEL), options);
 }
 

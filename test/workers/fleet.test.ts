@@ -9,6 +9,7 @@ import { disposeTestContainer, idle, queueCounts, testContainer } from '../suppo
 import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
 import { spawnTs, stopAll, type Spawned } from '../support/processes.js';
 import { actualDocs, diffDocs, expectedDocs } from '../support/readModels.js';
+import { onPostgresQueues } from '../support/backend.js';
 
 let db: TestDb;
 let producer: Container;
@@ -37,7 +38,7 @@ afterAll(async () => {
 });
 
 describe('the worker fleet', () => {
-  it('3 worker processes, 4 producers, 10,000 events over 500 streams, one worker SIGKILLed mid-run: read models equal the fold of the store, every handler effect exactly once', async () => {
+  it('3 worker processes, 4 producers, 10,000 events over 500 streams, one worker SIGKILLed mid-run: read models equal the fold of the store, every handler effect exactly once', { timeout: onPostgresQueues ? 240_000 : 120_000 }, async () => {
     for (let i = 0; i < 3; i++) workers.push(spawnTs('workers/worker.ts', env));
     const TOTAL = 10_000;
     let dispatched = 0;

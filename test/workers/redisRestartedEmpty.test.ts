@@ -11,10 +11,13 @@ import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js
 import { handlerEffectGaps, readModelDiffs } from '../support/effects.js';
 import { spawnTs, stopAll, type Spawned } from '../support/processes.js';
 import { freePort, PrivateRedis } from '../support/redisServer.js';
+import { emptyPostgresQueueStore, onPostgresQueues } from '../support/backend.js';
 
 // The trap: the first design deleted an event's outbox row once its jobs were in Redis, so a Redis
 // restarted without persistence silently lost half of the handler effects while every monitor said
 // "all clean". Postgres must be the record of owed work; Redis only speeds delivery.
+// On the PostgreSQL queue backend (QUEUE_BACKEND=postgres) the same trap is the queue store losing its
+// jobs: every row of the bullmq schema's job table is deleted at the same point of the run.
 let db: TestDb;
 let redis: PrivateRedis;
 let producer: Container;
@@ -49,12 +52,13 @@ afterAll(async () => {
   await db?.drop();
 });
 
-describe('Redis restarted empty mid-run', () => {
-  it('redis-restarted-empty-mid-run: 3 workers, 4 producers, 10,000 events over 500 streams; Redis SIGKILLed at ~50 % and restarted empty: every effect exactly once, read models equal the fold, no failure rows, owed work visible meanwhile', async () => {
+describe(onPostgresQueues ? 'queue store (PostgreSQL backend) emptied mid-run' : 'Redis restarted empty mid-run', () => {
+  it('redis-restarted-empty-mid-run: 3 workers, 4 producers, 10,000 events over 500 streams; Redis SIGKILLed at ~50 % and restarted empty: every effect exactly once, read models equal the fold, no failure rows, owed work visible meanwhile', { timeout: onPostgresQueues ? 300_000 : 120_000 }, async () => {
     const TOTAL = 10_000;
     let dispatched = 0;
     let killed: Promise<void> | null = null;
     let restarted: Promise<void> | null = null;
+    let lostJobs = -1;
     const owedSeen: number[] = [];
     const produce = async (p: number) => {
       const gen = createEventGenerator({ seed: 300 + p, streams: 125, runId: `re${p}` });
@@ -65,7 +69,8 @@ describe('Redis restarted empty mid-run', () => {
         dispatched += size;
         if (!killed && dispatched >= TOTAL * 0.5) {
           // Jobs in Redis and in flight are lost with it; producers go on meanwhile.
-          killed = redis.kill().then(async () => {
+          const lose = onPostgresQueues ? emptyPostgresQueueStore(db.url).then((n) => void (lostJobs = n)) : redis.kill();
+          killed = lose.then(async () => {
             // While Redis is gone, the overview still answers from Postgres, and says work is owed.
             owedSeen.push((await overview(producer.pool, producer.queues)).owed.events);
           });
@@ -73,7 +78,7 @@ describe('Redis restarted empty mid-run', () => {
         if (killed && !restarted && dispatched >= TOTAL * 0.56) {
           // ~600 events were dispatched with Redis gone; it comes back empty.
           restarted = killed.then(async () => {
-            await redis.start();
+            if (!onPostgresQueues) await redis.start();
             owedSeen.push((await overview(producer.pool, producer.queues)).owed.events);
           });
           await restarted;
@@ -84,6 +89,7 @@ describe('Redis restarted empty mid-run', () => {
     await killed;
     await restarted;
     expect(owedSeen.length).toBe(2);
+    if (onPostgresQueues) expect(lostJobs).toBeGreaterThan(0);
     expect(Math.max(...owedSeen)).toBeGreaterThan(0);
 
     await waitFor(

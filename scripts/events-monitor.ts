@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { sql } from 'slonik';
 import { z } from 'zod';
 import { CliError, parseArgs, parseNonNegativeInt, runCli, table } from '../src/cli/runCli.js';
+import { eventTotals } from '../src/eventStore/counters.js';
 import { FailureNotFoundError, FailureStateError } from '../src/consumers/failures.js';
 import { overview } from '../src/http/queries/overview.js';
 import { statistics } from '../src/http/queries/statistics.js';
@@ -22,7 +23,7 @@ const program = new Command('events:monitor')
 
 type Opts = { stats?: boolean; failures?: boolean; projections?: boolean; watch?: boolean; json?: boolean; retry?: number; resolve?: number; note?: string };
 
-const SizeRow = z.object({ bytes: z.number(), streams: z.number() });
+const SizeRow = z.object({ bytes: z.number() });
 
 await runCli(async (c) => {
   if (!parseArgs(program)) return 0;
@@ -49,11 +50,12 @@ await runCli(async (c) => {
   if (o.watch) return watch(c);
 
   const ov = await overview(c.pool, c.queues);
-  const size = await c.pool.one(sql.type(SizeRow)`SELECT pg_total_relation_size('event_store') AS bytes, (SELECT count(*) FROM event_streams) AS streams`);
+  // Streams from the append counters (streams created), not count(*) over event_streams.
+  const [size, totals] = await Promise.all([c.pool.one(sql.type(SizeRow)`SELECT pg_total_relation_size('event_store') AS bytes`), eventTotals(c.pool)]);
   const summary = {
     total_events: ov.total_events,
     events_today: ov.events_today,
-    streams: size.streams,
+    streams: totals.streams,
     store_size_mb: Math.round((size.bytes / 2 ** 20) * 10) / 10,
     outbox_backlog: ov.outbox.backlog,
     owed_events: ov.owed.events,
@@ -107,7 +109,7 @@ await runCli(async (c) => {
           'lag events': p.lagEvents,
           owed: p.owedEvents,
           'lag s': Math.round(p.lagSeconds * 10) / 10,
-          rows: p.rows,
+          rows: `${p.rowsEstimated ? '~' : ''}${p.rows}`,
           parked: p.parkedStreams,
           'last updated': p.lastUpdatedAt,
           'last rebuild s': p.lastRebuild?.durationMs ? (p.lastRebuild.durationMs / 1000).toFixed(1) : '',

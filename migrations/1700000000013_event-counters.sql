@@ -1,0 +1,230 @@
+-- Up Migration
+
+-- Monitoring costs that do not grow with the store (ARCHITECTURE §7). Every monitoring surface (overview,
+-- statistics, projections, /metrics, events:monitor, the npm start status line) used to count or group
+-- event_store, event_streams or projection_checkpoints on each call: 10k → 1M events made them 40–212×
+-- slower. Now the counts are kept as events are appended and checkpoints advance.
+--
+-- No hot counter row on the append path: appends run concurrently, and one row updated by every append
+-- transaction would queue them all on its row lock. Instead a statement-level trigger (one call per
+-- INSERT statement, reading the statement's transition table) appends a few pre-aggregated delta rows
+-- to an append-only table, which takes no row lock anyone else waits for. A folder (hdt_fold_counters,
+-- called by readers and by the worker's timer, one at a time via an advisory lock) moves the deltas into
+-- the counter tables in one transaction. Readers read counters + the unfolded deltas in one snapshot,
+-- so a fold is never seen half done and nothing is counted twice.
+--
+-- Counters only grow: archiving (DELETE from event_store) does not touch them, so totals include
+-- archived events, as the overview's total always did.
+
+-- One row per (append statement, minute, type, stream type, platform). A single-event append writes one.
+CREATE TABLE event_counter_deltas (
+  minute      timestamptz NOT NULL,
+  event_type  text NOT NULL,
+  stream_type text NOT NULL,
+  platform    text,
+  events      bigint NOT NULL,
+  -- Events with version 1: streams created.
+  streams     bigint NOT NULL
+);
+
+-- grain 'all' (bucket = epoch): dim 'type' (key = event type), 'stream_type' (events and streams per stream type).
+-- grain 'hour' / 'minute': dim 'type' and 'platform' (events in that hour/minute).
+CREATE TABLE event_counters (
+  grain   text NOT NULL CHECK (grain IN ('all', 'hour', 'minute')),
+  bucket  timestamptz NOT NULL,
+  dim     text NOT NULL CHECK (dim IN ('type', 'stream_type', 'platform')),
+  key     text NOT NULL,
+  events  bigint NOT NULL DEFAULT 0,
+  streams bigint NOT NULL DEFAULT 0,
+  PRIMARY KEY (grain, dim, bucket, key)
+);
+
+CREATE FUNCTION hdt_count_appended() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  INSERT INTO event_counter_deltas (minute, event_type, stream_type, platform, events, streams)
+  SELECT date_trunc('minute', n.recorded_at), n.event_type, n.stream_type, n.payload->>'platform', count(*), count(*) FILTER (WHERE n.version = 1)
+  FROM new_events n
+  GROUP BY 1, 2, 3, 4;
+  RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER event_store_count_appended AFTER INSERT ON event_store
+  REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION hdt_count_appended();
+
+-- Per (projection, generation): the sum of checkpoint versions (events applied; a projection's lag is
+-- the events of its stream types minus this) and the highest checkpoint position. Same scheme: the
+-- projection workers and the replay write checkpoints concurrently, so their triggers append deltas.
+CREATE TABLE projection_counter_deltas (
+  projection   text NOT NULL,
+  generation   integer NOT NULL,
+  versions     bigint NOT NULL,
+  max_position bigint
+);
+
+CREATE TABLE projection_counters (
+  projection   text NOT NULL,
+  generation   integer NOT NULL,
+  versions     bigint NOT NULL DEFAULT 0,
+  max_position bigint,
+  PRIMARY KEY (projection, generation)
+);
+
+CREATE FUNCTION hdt_count_checkpoints_ins() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  INSERT INTO projection_counter_deltas (projection, generation, versions, max_position)
+  SELECT n.projection, n.generation, sum(n.version), max(n.global_position)
+  FROM new_ck n GROUP BY 1, 2
+  -- The catch-up's first upsert of a stream inserts version 0, position 0: nothing to count.
+  HAVING sum(n.version) <> 0 OR coalesce(max(n.global_position), 0) > 0;
+  RETURN NULL;
+END
+$fn$;
+
+-- Updates: new minus old version per row; a checkpoint's stream and projection never change.
+-- The catch-up's locking upsert (ON CONFLICT DO UPDATE SET version = version) changes nothing and
+-- writes no delta.
+CREATE FUNCTION hdt_count_checkpoints_upd() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  INSERT INTO projection_counter_deltas (projection, generation, versions, max_position)
+  SELECT n.projection, n.generation, sum(n.version - o.version), max(n.global_position) FILTER (WHERE n.global_position IS DISTINCT FROM o.global_position)
+  FROM new_ck n JOIN old_ck o ON o.projection = n.projection AND o.generation = n.generation AND o.stream_id = n.stream_id
+  GROUP BY 1, 2
+  HAVING sum(n.version - o.version) <> 0 OR bool_or(n.global_position IS DISTINCT FROM o.global_position);
+  RETURN NULL;
+END
+$fn$;
+
+CREATE FUNCTION hdt_count_checkpoints_del() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  INSERT INTO projection_counter_deltas (projection, generation, versions, max_position)
+  SELECT o.projection, o.generation, -sum(o.version), NULL FROM old_ck o GROUP BY 1, 2;
+  RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER projection_checkpoints_count_ins AFTER INSERT ON projection_checkpoints
+  REFERENCING NEW TABLE AS new_ck FOR EACH STATEMENT EXECUTE FUNCTION hdt_count_checkpoints_ins();
+CREATE TRIGGER projection_checkpoints_count_upd AFTER UPDATE ON projection_checkpoints
+  REFERENCING OLD TABLE AS old_ck NEW TABLE AS new_ck FOR EACH STATEMENT EXECUTE FUNCTION hdt_count_checkpoints_upd();
+CREATE TRIGGER projection_checkpoints_count_del AFTER DELETE ON projection_checkpoints
+  REFERENCING OLD TABLE AS old_ck FOR EACH STATEMENT EXECUTE FUNCTION hdt_count_checkpoints_del();
+
+-- What readers see: folded counters plus the deltas not folded yet, expanded to the same grains.
+CREATE VIEW event_counts AS
+  SELECT grain, bucket, dim, key, events, streams FROM event_counters
+  UNION ALL SELECT 'all', 'epoch'::timestamptz, 'type', event_type, events, 0 FROM event_counter_deltas
+  UNION ALL SELECT 'all', 'epoch'::timestamptz, 'stream_type', stream_type, events, streams FROM event_counter_deltas
+  UNION ALL SELECT 'hour', date_trunc('hour', minute), 'type', event_type, events, 0 FROM event_counter_deltas
+  UNION ALL SELECT 'hour', date_trunc('hour', minute), 'platform', platform, events, 0 FROM event_counter_deltas WHERE platform IS NOT NULL
+  UNION ALL SELECT 'minute', minute, 'type', event_type, events, 0 FROM event_counter_deltas
+  UNION ALL SELECT 'minute', minute, 'platform', platform, events, 0 FROM event_counter_deltas WHERE platform IS NOT NULL;
+
+CREATE VIEW projection_counts AS
+  SELECT projection, generation, sum(versions)::int8 AS versions, max(max_position) AS max_position
+  FROM (SELECT projection, generation, versions, max_position FROM projection_counters
+        UNION ALL SELECT projection, generation, versions, max_position FROM projection_counter_deltas) u
+  GROUP BY projection, generation;
+
+-- Moves every visible delta into the counters, in one transaction; returns how many delta rows it
+-- folded, or -1 when another session is folding (the caller just reads counters + deltas). Minute
+-- rows older than the longest statistics window (31 days) plus a day are dropped; hour and all-time
+-- rows are kept.
+CREATE FUNCTION hdt_fold_counters() RETURNS integer LANGUAGE plpgsql AS $fn$
+DECLARE
+  folded integer := 0;
+  folded_ck integer := 0;
+BEGIN
+  -- Transaction-scoped: released at the caller's commit, together with the fold's writes.
+  IF NOT pg_try_advisory_xact_lock(hashtext('hdt_fold_counters')) THEN
+    RETURN -1;
+  END IF;
+
+  WITH d AS (
+    DELETE FROM event_counter_deltas RETURNING *
+  ), agg AS (
+    SELECT 'all' AS grain, 'epoch'::timestamptz AS bucket, 'type' AS dim, event_type AS key, sum(events) AS events, 0::numeric AS streams FROM d GROUP BY event_type
+    UNION ALL SELECT 'all', 'epoch'::timestamptz, 'stream_type', stream_type, sum(events), sum(streams) FROM d GROUP BY stream_type
+    UNION ALL SELECT 'hour', date_trunc('hour', minute), 'type', event_type, sum(events), 0 FROM d GROUP BY 2, 4
+    UNION ALL SELECT 'hour', date_trunc('hour', minute), 'platform', platform, sum(events), 0 FROM d WHERE platform IS NOT NULL GROUP BY 2, 4
+    UNION ALL SELECT 'minute', minute, 'type', event_type, sum(events), 0 FROM d GROUP BY 2, 4
+    UNION ALL SELECT 'minute', minute, 'platform', platform, sum(events), 0 FROM d WHERE platform IS NOT NULL GROUP BY 2, 4
+  ), up AS (
+    INSERT INTO event_counters AS c (grain, bucket, dim, key, events, streams)
+    SELECT grain, bucket, dim, key, events, streams FROM agg
+    -- One row per key in agg (grouped above), so ON CONFLICT never meets the same key twice.
+    ON CONFLICT (grain, dim, bucket, key) DO UPDATE SET events = c.events + EXCLUDED.events, streams = c.streams + EXCLUDED.streams
+  )
+  SELECT count(*) INTO folded FROM d;
+
+  WITH d AS (
+    DELETE FROM projection_counter_deltas RETURNING *
+  ), agg AS (
+    SELECT projection, generation, sum(versions) AS versions, max(max_position) AS max_position FROM d GROUP BY 1, 2
+  ), up AS (
+    INSERT INTO projection_counters AS c (projection, generation, versions, max_position)
+    SELECT projection, generation, versions, max_position FROM agg
+    ON CONFLICT (projection, generation) DO UPDATE SET versions = c.versions + EXCLUDED.versions, max_position = greatest(c.max_position, EXCLUDED.max_position)
+  )
+  SELECT count(*) INTO folded_ck FROM d;
+  -- A generation whose checkpoints are all gone (an old generation after a switch-over).
+  DELETE FROM projection_counters c WHERE c.versions = 0
+    AND NOT EXISTS (SELECT 1 FROM projection_checkpoints k WHERE k.projection = c.projection AND k.generation = c.generation);
+
+  DELETE FROM event_counters WHERE grain = 'minute' AND bucket < now() - interval '32 days';
+  RETURN folded + folded_ck;
+END
+$fn$;
+
+-- Backfill from what is stored (a one-time scan at migration time; archived events count too).
+INSERT INTO event_counter_deltas (minute, event_type, stream_type, platform, events, streams)
+SELECT date_trunc('minute', recorded_at), event_type, stream_type, payload->>'platform', count(*), count(*) FILTER (WHERE version = 1)
+FROM event_store_all GROUP BY 1, 2, 3, 4;
+INSERT INTO projection_counter_deltas (projection, generation, versions, max_position)
+SELECT projection, generation, sum(version), max(global_position) FROM projection_checkpoints GROUP BY 1, 2;
+SELECT hdt_fold_counters();
+
+-- TRUNCATE event_store (tests, a wiped demo) also wipes what was counted of it: recount the archive.
+CREATE FUNCTION hdt_recount_after_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  DELETE FROM event_counter_deltas;
+  DELETE FROM event_counters;
+  INSERT INTO event_counter_deltas (minute, event_type, stream_type, platform, events, streams)
+  SELECT date_trunc('minute', recorded_at), event_type, stream_type, payload->>'platform', count(*), count(*) FILTER (WHERE version = 1)
+  FROM event_store_archive GROUP BY 1, 2, 3, 4;
+  RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER event_store_recount_after_truncate AFTER TRUNCATE ON event_store
+  FOR EACH STATEMENT EXECUTE FUNCTION hdt_recount_after_truncate();
+
+CREATE FUNCTION hdt_projection_counts_after_truncate() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  DELETE FROM projection_counter_deltas;
+  DELETE FROM projection_counters;
+  RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER projection_checkpoints_after_truncate AFTER TRUNCATE ON projection_checkpoints
+  FOR EACH STATEMENT EXECUTE FUNCTION hdt_projection_counts_after_truncate();
+
+-- Down Migration
+DROP TRIGGER IF EXISTS projection_checkpoints_after_truncate ON projection_checkpoints;
+DROP TRIGGER IF EXISTS event_store_recount_after_truncate ON event_store;
+DROP TRIGGER IF EXISTS projection_checkpoints_count_del ON projection_checkpoints;
+DROP TRIGGER IF EXISTS projection_checkpoints_count_upd ON projection_checkpoints;
+DROP TRIGGER IF EXISTS projection_checkpoints_count_ins ON projection_checkpoints;
+DROP TRIGGER IF EXISTS event_store_count_appended ON event_store;
+DROP FUNCTION IF EXISTS hdt_projection_counts_after_truncate();
+DROP FUNCTION IF EXISTS hdt_recount_after_truncate();
+DROP FUNCTION IF EXISTS hdt_fold_counters();
+DROP VIEW IF EXISTS projection_counts;
+DROP VIEW IF EXISTS event_counts;
+DROP FUNCTION IF EXISTS hdt_count_checkpoints_del();
+DROP FUNCTION IF EXISTS hdt_count_checkpoints_upd();
+DROP FUNCTION IF EXISTS hdt_count_checkpoints_ins();
+DROP FUNCTION IF EXISTS hdt_count_appended();
+DROP TABLE IF EXISTS projection_counters;
+DROP TABLE IF EXISTS projection_counter_deltas;
+DROP TABLE IF EXISTS event_counters;
+DROP TABLE IF EXISTS event_counter_deltas;

@@ -53,13 +53,15 @@ CREATE TRIGGER event_store_count_appended AFTER INSERT ON event_store
   REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION hdt_count_appended();
 
 -- Per (projection, generation): the sum of checkpoint versions (events applied; a projection's lag is
--- the events of its stream types minus this) and the highest checkpoint position. Same scheme: the
+-- the events of its stream types minus this), the highest checkpoint position and the newest checkpoint
+-- change (projection_checkpoints has no index on updated_at, on purpose: 1700000000006). Same scheme: the
 -- projection workers and the replay write checkpoints concurrently, so their triggers append deltas.
 CREATE TABLE projection_counter_deltas (
   projection   text NOT NULL,
   generation   integer NOT NULL,
   versions     bigint NOT NULL,
-  max_position bigint
+  max_position bigint,
+  last_updated timestamptz
 );
 
 CREATE TABLE projection_counters (
@@ -67,16 +69,15 @@ CREATE TABLE projection_counters (
   generation   integer NOT NULL,
   versions     bigint NOT NULL DEFAULT 0,
   max_position bigint,
+  last_updated timestamptz,
   PRIMARY KEY (projection, generation)
 );
 
 CREATE FUNCTION hdt_count_checkpoints_ins() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-  INSERT INTO projection_counter_deltas (projection, generation, versions, max_position)
-  SELECT n.projection, n.generation, sum(n.version), max(n.global_position)
-  FROM new_ck n GROUP BY 1, 2
-  -- The catch-up's first upsert of a stream inserts version 0, position 0: nothing to count.
-  HAVING sum(n.version) <> 0 OR coalesce(max(n.global_position), 0) > 0;
+  INSERT INTO projection_counter_deltas (projection, generation, versions, max_position, last_updated)
+  SELECT n.projection, n.generation, sum(n.version), max(n.global_position), max(n.updated_at)
+  FROM new_ck n GROUP BY 1, 2;
   RETURN NULL;
 END
 $fn$;
@@ -86,19 +87,21 @@ $fn$;
 -- writes no delta.
 CREATE FUNCTION hdt_count_checkpoints_upd() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-  INSERT INTO projection_counter_deltas (projection, generation, versions, max_position)
-  SELECT n.projection, n.generation, sum(n.version - o.version), max(n.global_position) FILTER (WHERE n.global_position IS DISTINCT FROM o.global_position)
+  INSERT INTO projection_counter_deltas (projection, generation, versions, max_position, last_updated)
+  SELECT n.projection, n.generation, sum(n.version - o.version),
+         max(n.global_position) FILTER (WHERE n.global_position IS DISTINCT FROM o.global_position),
+         max(n.updated_at) FILTER (WHERE n.version <> o.version OR n.global_position IS DISTINCT FROM o.global_position OR n.updated_at IS DISTINCT FROM o.updated_at)
   FROM new_ck n JOIN old_ck o ON o.projection = n.projection AND o.generation = n.generation AND o.stream_id = n.stream_id
   GROUP BY 1, 2
-  HAVING sum(n.version - o.version) <> 0 OR bool_or(n.global_position IS DISTINCT FROM o.global_position);
+  HAVING sum(n.version - o.version) <> 0 OR bool_or(n.global_position IS DISTINCT FROM o.global_position) OR bool_or(n.updated_at IS DISTINCT FROM o.updated_at);
   RETURN NULL;
 END
 $fn$;
 
 CREATE FUNCTION hdt_count_checkpoints_del() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
-  INSERT INTO projection_counter_deltas (projection, generation, versions, max_position)
-  SELECT o.projection, o.generation, -sum(o.version), NULL FROM old_ck o GROUP BY 1, 2;
+  INSERT INTO projection_counter_deltas (projection, generation, versions, max_position, last_updated)
+  SELECT o.projection, o.generation, -sum(o.version), NULL, NULL FROM old_ck o GROUP BY 1, 2;
   RETURN NULL;
 END
 $fn$;
@@ -121,9 +124,9 @@ CREATE VIEW event_counts AS
   UNION ALL SELECT 'minute', minute, 'platform', platform, events, 0 FROM event_counter_deltas WHERE platform IS NOT NULL;
 
 CREATE VIEW projection_counts AS
-  SELECT projection, generation, sum(versions)::int8 AS versions, max(max_position) AS max_position
-  FROM (SELECT projection, generation, versions, max_position FROM projection_counters
-        UNION ALL SELECT projection, generation, versions, max_position FROM projection_counter_deltas) u
+  SELECT projection, generation, sum(versions)::int8 AS versions, max(max_position) AS max_position, max(last_updated) AS last_updated
+  FROM (SELECT projection, generation, versions, max_position, last_updated FROM projection_counters
+        UNION ALL SELECT projection, generation, versions, max_position, last_updated FROM projection_counter_deltas) u
   GROUP BY projection, generation;
 
 -- Moves every visible delta into the counters, in one transaction; returns how many delta rows it
@@ -160,11 +163,12 @@ BEGIN
   WITH d AS (
     DELETE FROM projection_counter_deltas RETURNING *
   ), agg AS (
-    SELECT projection, generation, sum(versions) AS versions, max(max_position) AS max_position FROM d GROUP BY 1, 2
+    SELECT projection, generation, sum(versions) AS versions, max(max_position) AS max_position, max(last_updated) AS last_updated FROM d GROUP BY 1, 2
   ), up AS (
-    INSERT INTO projection_counters AS c (projection, generation, versions, max_position)
-    SELECT projection, generation, versions, max_position FROM agg
-    ON CONFLICT (projection, generation) DO UPDATE SET versions = c.versions + EXCLUDED.versions, max_position = greatest(c.max_position, EXCLUDED.max_position)
+    INSERT INTO projection_counters AS c (projection, generation, versions, max_position, last_updated)
+    SELECT projection, generation, versions, max_position, last_updated FROM agg
+    ON CONFLICT (projection, generation) DO UPDATE SET versions = c.versions + EXCLUDED.versions,
+      max_position = greatest(c.max_position, EXCLUDED.max_position), last_updated = greatest(c.last_updated, EXCLUDED.last_updated)
   )
   SELECT count(*) INTO folded_ck FROM d;
   -- A generation whose checkpoints are all gone (an old generation after a switch-over).
@@ -180,8 +184,8 @@ $fn$;
 INSERT INTO event_counter_deltas (minute, event_type, stream_type, platform, events, streams)
 SELECT date_trunc('minute', recorded_at), event_type, stream_type, payload->>'platform', count(*), count(*) FILTER (WHERE version = 1)
 FROM event_store_all GROUP BY 1, 2, 3, 4;
-INSERT INTO projection_counter_deltas (projection, generation, versions, max_position)
-SELECT projection, generation, sum(version), max(global_position) FROM projection_checkpoints GROUP BY 1, 2;
+INSERT INTO projection_counter_deltas (projection, generation, versions, max_position, last_updated)
+SELECT projection, generation, sum(version), max(global_position), max(updated_at) FROM projection_checkpoints GROUP BY 1, 2;
 SELECT hdt_fold_counters();
 
 -- TRUNCATE event_store (tests, a wiped demo) also wipes what was counted of it: recount the archive.

@@ -41,7 +41,7 @@ const Row = z.object({
   last_rebuild_duration_ms: z.number().nullable(),
   last_rebuild_events: z.number().nullable(),
 });
-const Counted = z.object({ name: z.string(), generation: z.number(), applied: z.number(), pos: z.number().nullable(), parked: z.number(), parked_oldest: z.string().nullable() });
+const Counted = z.object({ name: z.string(), generation: z.number(), applied: z.number(), pos: z.number().nullable(), last_updated: z.string().nullable(), parked: z.number(), parked_oldest: z.string().nullable() });
 
 /** Owed work of a consumer, as the consumer pipeline reports it (passed in: projections sit below it). */
 export interface OwedInfo {
@@ -64,6 +64,8 @@ export interface ProjectionLag {
   appliedEvents: number;
   streams: number;
   checkpointPosition: number;
+  /** The newest checkpoint change (kept by the checkpoint triggers: the table has no index on it). */
+  lastUpdatedAt: string | null;
   parkedStreams: number;
   /** When the oldest parked stream of the generation was parked (null: none). */
   parkedOldestAt: string | null;
@@ -83,7 +85,7 @@ export async function projectionLags(pool: CommonQueryMethods, projections: read
   const [totals, rows] = await Promise.all([
     eventTotals(pool),
     pool.any(sql.type(Counted)`
-      SELECT p.name, coalesce(ep.generation, 1) AS generation, coalesce(pc.versions, 0)::int8 AS applied, pc.max_position AS pos,
+      SELECT p.name, coalesce(ep.generation, 1) AS generation, coalesce(pc.versions, 0)::int8 AS applied, pc.max_position AS pos, pc.last_updated,
              coalesce(pk.parked, 0)::int8 AS parked, pk.oldest AS parked_oldest
       FROM unnest(${sql.array(projections.map((p) => p.name), 'text')}::text[]) AS p(name)
       LEFT JOIN event_projections ep ON ep.name = p.name
@@ -107,6 +109,7 @@ export async function projectionLags(pool: CommonQueryMethods, projections: read
           appliedEvents: applied,
           streams: of.reduce((n, s) => n + s.streams, 0),
           checkpointPosition: r?.pos ?? 0,
+          lastUpdatedAt: r?.last_updated ?? null,
           parkedStreams: r?.parked ?? 0,
           parkedOldestAt: r?.parked_oldest ?? null,
         },
@@ -144,9 +147,6 @@ export async function projectionStatuses(pool: DatabasePool, projections: readon
       SELECT version, status, generation, last_rebuild_started_at, last_rebuild_finished_at, last_rebuild_duration_ms, last_rebuild_events
       FROM event_projections WHERE name = ${p.name}`);
     const lag = lags.get(p.name)!;
-    // Newest checkpoint change: the last entry of the (projection, generation, updated_at) index.
-    const updated = await pool.oneFirst(sql.type(z.object({ updated: z.string().nullable() }))`
-      SELECT max(updated_at) AS updated FROM projection_checkpoints WHERE projection = ${p.name} AND generation = ${lag.generation}`);
     const rows = rowCounts.get(p.table) ?? { rows: 0, estimated: false };
     out.push({
       name: p.name,
@@ -164,7 +164,7 @@ export async function projectionStatuses(pool: DatabasePool, projections: readon
       owedEvents: owedOf.get(p.name)?.events ?? 0,
       owedOldestSeconds: owedOf.get(p.name)?.oldestSeconds ?? 0,
       liveWorker: owedOf.get(p.name)?.liveWorker ?? false,
-      lastUpdatedAt: updated,
+      lastUpdatedAt: lag.lastUpdatedAt,
       lastRebuild: meta?.last_rebuild_started_at
         ? { startedAt: meta.last_rebuild_started_at, finishedAt: meta.last_rebuild_finished_at, durationMs: meta.last_rebuild_duration_ms, events: meta.last_rebuild_events }
         : null,

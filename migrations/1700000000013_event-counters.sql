@@ -36,7 +36,8 @@ CREATE TABLE event_counters (
   key     text NOT NULL,
   events  bigint NOT NULL DEFAULT 0,
   streams bigint NOT NULL DEFAULT 0,
-  PRIMARY KEY (grain, dim, bucket, key)
+  -- Bucket before dim: windows (grain, bucket range) and the pruning of old minute rows are range scans.
+  PRIMARY KEY (grain, bucket, dim, key)
 );
 
 CREATE FUNCTION hdt_count_appended() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -156,7 +157,7 @@ BEGIN
     INSERT INTO event_counters AS c (grain, bucket, dim, key, events, streams)
     SELECT grain, bucket, dim, key, events, streams FROM agg
     -- One row per key in agg (grouped above), so ON CONFLICT never meets the same key twice.
-    ON CONFLICT (grain, dim, bucket, key) DO UPDATE SET events = c.events + EXCLUDED.events, streams = c.streams + EXCLUDED.streams
+    ON CONFLICT (grain, bucket, dim, key) DO UPDATE SET events = c.events + EXCLUDED.events, streams = c.streams + EXCLUDED.streams
   )
   SELECT count(*) INTO folded FROM d;
 

@@ -186,27 +186,31 @@ CREATE TABLE projection_counters (
   PRIMARY KEY (projection, generation)
 );
 
+-- Inserts: a row trigger that runs only for a checkpoint inserted with a version (a replay --from
+-- seeding where to start). The catch-up inserts its new checkpoints at version 0 and advances them
+-- with an UPDATE; a statement trigger here would capture every one of those rows for nothing (it cost
+-- a rebuild about a fifth of its rate, with the UPDATE trigger).
 CREATE FUNCTION hdt_count_checkpoints_ins() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   INSERT INTO projection_counter_deltas (projection, generation, versions, max_position, last_updated)
-  SELECT n.projection, n.generation, sum(n.version), max(n.global_position), max(n.updated_at)
-  FROM new_ck n GROUP BY 1, 2;
+  VALUES (NEW.projection, NEW.generation, NEW.version, NEW.global_position, NEW.updated_at);
   RETURN NULL;
 END
 $fn$;
 
--- Updates: new minus old version per row; a checkpoint's stream and projection never change.
--- The catch-up's locking upsert (ON CONFLICT DO UPDATE SET version = version) changes nothing and
--- writes no delta.
+-- Updates: the statement's new versions minus its old ones, per (projection, generation); no join of
+-- the two transition tables (a checkpoint's projection and generation never change). The catch-up's
+-- locking upsert (ON CONFLICT DO UPDATE SET version = version) changes no version and writes no delta;
+-- its rows' positions and times are old ones, never above what is counted, so skipping it loses nothing.
 CREATE FUNCTION hdt_count_checkpoints_upd() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
   INSERT INTO projection_counter_deltas (projection, generation, versions, max_position, last_updated)
-  SELECT n.projection, n.generation, sum(n.version - o.version),
-         max(n.global_position) FILTER (WHERE n.global_position IS DISTINCT FROM o.global_position),
-         max(n.updated_at) FILTER (WHERE n.version <> o.version OR n.global_position IS DISTINCT FROM o.global_position OR n.updated_at IS DISTINCT FROM o.updated_at)
-  FROM new_ck n JOIN old_ck o ON o.projection = n.projection AND o.generation = n.generation AND o.stream_id = n.stream_id
-  GROUP BY 1, 2
-  HAVING sum(n.version - o.version) <> 0 OR bool_or(n.global_position IS DISTINCT FROM o.global_position) OR bool_or(n.updated_at IS DISTINCT FROM o.updated_at);
+  SELECT n.projection, n.generation, n.versions - o.versions, n.max_position, n.last_updated
+  FROM (SELECT projection, generation, sum(version) AS versions, max(global_position) AS max_position, max(updated_at) AS last_updated
+        FROM new_ck GROUP BY 1, 2) n
+  JOIN (SELECT projection, generation, sum(version) AS versions, max(updated_at) AS last_updated FROM old_ck GROUP BY 1, 2) o
+    USING (projection, generation)
+  WHERE n.versions <> o.versions OR n.last_updated > o.last_updated;
   RETURN NULL;
 END
 $fn$;
@@ -220,7 +224,7 @@ END
 $fn$;
 
 CREATE TRIGGER projection_checkpoints_count_ins AFTER INSERT ON projection_checkpoints
-  REFERENCING NEW TABLE AS new_ck FOR EACH STATEMENT EXECUTE FUNCTION hdt_count_checkpoints_ins();
+  FOR EACH ROW WHEN (NEW.version <> 0 OR NEW.global_position <> 0) EXECUTE FUNCTION hdt_count_checkpoints_ins();
 CREATE TRIGGER projection_checkpoints_count_upd AFTER UPDATE ON projection_checkpoints
   REFERENCING OLD TABLE AS old_ck NEW TABLE AS new_ck FOR EACH STATEMENT EXECUTE FUNCTION hdt_count_checkpoints_upd();
 CREATE TRIGGER projection_checkpoints_count_del AFTER DELETE ON projection_checkpoints

@@ -25,7 +25,10 @@ CREATE TABLE event_counter_deltas (
   events      bigint NOT NULL,
   -- Events with version 1: streams created.
   streams     bigint NOT NULL
-);
+)
+-- A queue-like table: every fold deletes all of it. Readers scan it whole, dead rows included, so
+-- autovacuum should clean it after a few thousand folded rows, not after 20 % of a tiny table.
+WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000, autovacuum_vacuum_insert_threshold = 5000);
 
 -- grain 'all' (bucket = epoch): dim 'type' (key = event type), 'stream_type' (events and streams per stream type).
 -- grain 'hour' / 'minute': dim 'type' and 'platform' (events in that hour/minute).
@@ -175,7 +178,7 @@ CREATE TABLE projection_counter_deltas (
   versions     bigint NOT NULL,
   max_position bigint,
   last_updated timestamptz
-);
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 5000, autovacuum_vacuum_insert_threshold = 5000);
 
 CREATE TABLE projection_counters (
   projection   text NOT NULL,

@@ -7,6 +7,7 @@ import { CliError, parseArgs, parseNonNegativeInt, runCli, table } from '../src/
 import { OperatorActions } from '../src/app/operatorActions.js';
 import { cliActor, failureFilterOf, withFailureFilterOptions, type FailureFilterOpts } from '../src/cli/failureFilterOptions.js';
 import { listFailures } from '../src/consumers/bulkFailures.js';
+import { eventTotals } from '../src/eventStore/counters.js';
 import { FailureNotFoundError, FailureStateError } from '../src/consumers/failures.js';
 import { readTailPage, tailHead } from '../src/eventStore/globalTail.js';
 import { overview } from '../src/http/queries/overview.js';
@@ -26,7 +27,7 @@ const program = withFailureFilterOptions(new Command('events:monitor')
 
 type Opts = FailureFilterOpts & { stats?: boolean; failures?: boolean; projections?: boolean; watch?: boolean; json?: boolean; retry?: number; resolve?: number; note?: string };
 
-const SizeRow = z.object({ bytes: z.number(), streams: z.number() });
+const SizeRow = z.object({ bytes: z.number() });
 
 await runCli(async (c) => {
   if (!parseArgs(program)) return 0;
@@ -57,11 +58,12 @@ await runCli(async (c) => {
   if (o.watch) return watch(c);
 
   const ov = await overview(c.pool, c.queues);
-  const size = await c.pool.one(sql.type(SizeRow)`SELECT pg_total_relation_size('event_store') AS bytes, (SELECT count(*) FROM event_streams) AS streams`);
+  // Streams from the append counters (streams created), not count(*) over event_streams.
+  const [size, totals] = await Promise.all([c.pool.one(sql.type(SizeRow)`SELECT pg_total_relation_size('event_store') AS bytes`), eventTotals(c.pool)]);
   const summary = {
     total_events: ov.total_events,
     events_today: ov.events_today,
-    streams: size.streams,
+    streams: totals.streams,
     store_size_mb: Math.round((size.bytes / 2 ** 20) * 10) / 10,
     outbox_backlog: ov.outbox.backlog,
     owed_events: ov.owed.events,
@@ -115,7 +117,7 @@ await runCli(async (c) => {
           'lag events': p.lagEvents,
           owed: p.owedEvents,
           'lag s': Math.round(p.lagSeconds * 10) / 10,
-          rows: p.rows,
+          rows: `${p.rowsEstimated ? '~' : ''}${p.rows}`,
           parked: p.parkedStreams,
           'last updated': p.lastUpdatedAt,
           'last rebuild s': p.lastRebuild?.durationMs ? (p.lastRebuild.durationMs / 1000).toFixed(1) : '',

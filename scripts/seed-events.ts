@@ -7,6 +7,7 @@ import { checkServices, PreflightError } from '../src/app/preflight.js';
 import { EXIT } from '../src/exitCodes.js';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { createEventGenerator } from '../src/demo/eventGenerator.js';
+import { seedEvents } from '../src/demo/seed.js';
 import { createLogger } from '../src/logger.js';
 
 const positiveInt = (max: number) => (v: string) => {
@@ -30,12 +31,11 @@ try {
   const c = await createContainer(config, createLogger(config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL));
   const gen = createEventGenerator({ seed: opts.seed, streams: opts.streams, runId: `seed${opts.seed}` });
   const t0 = Date.now();
-  for (let done = 0; done < opts.events; ) {
-    const n = Math.min(opts.batch, opts.events - done);
-    await c.bus.dispatchMany(gen.batch(n));
-    done += n;
-    if (process.stdout.isTTY) process.stdout.write(`\rseeded ${done.toLocaleString('en-US')} / ${opts.events.toLocaleString('en-US')}`);
-  }
+  await seedEvents(c.bus, gen, {
+    events: opts.events,
+    batch: opts.batch,
+    onProgress: (done) => process.stdout.isTTY && process.stdout.write(`\rseeded ${done.toLocaleString('en-US')} / ${opts.events.toLocaleString('en-US')}`),
+  });
   const secs = (Date.now() - t0) / 1000;
   console.log(`${process.stdout.isTTY ? '\n' : ''}seeded ${opts.events} events over ${opts.streams} streams in ${secs.toFixed(1)} s (${Math.round(opts.events / secs)} events/s)`);
   await c.close();

@@ -6,6 +6,7 @@ import { countOpenFailures } from '../consumers/failures.js';
 import { owedSummary } from '../consumers/owedWork.js';
 import { xminHorizon } from '../db/horizon.js';
 import { storeSizes } from '../eventStore/archive.js';
+import { lagSecondsOf, projectionLags } from '../projections/status.js';
 import { QUEUE_STATES, registry } from '../metrics/metrics.js';
 
 // Scrape-time gauges: read from Postgres/Redis when /metrics is scraped, so any web process reports
@@ -18,7 +19,7 @@ const projectionLag = new Gauge({
 });
 const projectionLagSeconds = new Gauge({
   name: 'hdt_projection_lag_seconds',
-  help: 'Age of the oldest stream change a projection has not applied yet',
+  help: 'While a projection lags: age of its oldest owed work or parked stream (0 without lag)',
   labelNames: ['projection'] as const,
   registers: [registry],
 });
@@ -74,11 +75,10 @@ const scrapeErrors = new Counter({
 export interface GaugeSources {
   pool: DatabasePool;
   queues: Record<string, Queue>;
-  /** Name and the stream types it reads; lag is computed from event_streams, not by scanning the store. */
+  /** Name and the stream types it reads; lag comes from counters (projectionLags), not by scanning the store. */
   projections: readonly { name: string; streamTypes: readonly string[] }[];
 }
 
-const LagRow = z.object({ projection: z.string(), lag: z.number(), oldest: z.string().nullable() });
 const OutboxRow = z.object({ n: z.number(), oldest: z.string().nullable() });
 
 /**
@@ -87,23 +87,20 @@ const OutboxRow = z.object({ n: z.number(), oldest: z.string().nullable() });
  */
 export async function refreshGauges(s: GaugeSources): Promise<void> {
   const now = Date.now();
+  // Read once for the owed gauges and the projections' lag seconds; each guard sees its failure.
+  const owedP = owedSummary(s.pool);
+  owedP.catch(() => {});
   await Promise.all([
     guard('projections', async () => {
       if (s.projections.length === 0) return;
-      const rows = await s.pool.any(sql.type(LagRow)`
-        SELECT p.name AS projection,
-               coalesce(sum(st.version - coalesce(c.version, 0)), 0)::int8 AS lag,
-               min(st.updated_at) FILTER (WHERE st.version > coalesce(c.version, 0)) AS oldest
-        FROM unnest(${sql.array(s.projections.map((p) => p.name), 'text')}::text[], ${sql.array(s.projections.map((p) => p.streamTypes.join(',')), 'text')}::text[]) AS p(name, types)
-        LEFT JOIN event_projections ep ON ep.name = p.name
-        LEFT JOIN event_streams st ON st.stream_type = ANY(string_to_array(p.types, ','))
-        LEFT JOIN projection_checkpoints c ON c.projection = p.name AND c.generation = coalesce(ep.generation, 1) AND c.stream_id = st.stream_id
-        GROUP BY p.name`);
+      // From counters (projectionLags), not by joining every stream to its checkpoint.
+      const [lags, owed] = await Promise.all([projectionLags(s.pool, s.projections), owedP]);
+      const owedOf = new Map(owed.map((o) => [o.consumer, o.oldestSeconds]));
       projectionLag.reset();
       projectionLagSeconds.reset();
-      for (const r of rows) {
-        projectionLag.set({ projection: r.projection }, r.lag);
-        projectionLagSeconds.set({ projection: r.projection }, r.oldest ? Math.max(0, (now - Date.parse(r.oldest)) / 1000) : 0);
+      for (const [projection, lag] of lags) {
+        projectionLag.set({ projection }, lag.lagEvents);
+        projectionLagSeconds.set({ projection }, lagSecondsOf(lag, owedOf.get(projection) ?? 0, now));
       }
     }),
     guard('outbox', async () => {
@@ -112,7 +109,7 @@ export async function refreshGauges(s: GaugeSources): Promise<void> {
       outboxOldest.set(r.oldest ? Math.max(0, (now - Date.parse(r.oldest)) / 1000) : 0);
     }),
     guard('owed', async () => {
-      const rows = await owedSummary(s.pool);
+      const rows = await owedP;
       owedEvents.reset();
       owedOldest.reset();
       consumerLive.reset();

@@ -4,6 +4,7 @@ import { SHARED_QUEUE, ownQueueName, type ConsumerJobData, type HandlerJobData, 
 import { ConsumerJobProcessor } from '../consumers/processor.js';
 import { Reconciler } from '../consumers/reconciler.js';
 import { heartbeat, HEARTBEAT_MS, registerConsumers } from '../consumers/registry.js';
+import { FOLD_INTERVAL_MS, foldCounters, VACUUM_DELTAS_INTERVAL_MS, vacuumCounterDeltas } from '../eventStore/counters.js';
 import { HandlerRunner } from '../handlers/HandlerRunner.js';
 import { ProjectionRunner } from '../projections/ProjectionRunner.js';
 import type { Container } from './container.js';
@@ -54,6 +55,11 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
   await heartbeat(c.pool, running);
   const beat = setInterval(() => void heartbeat(c.pool, running).catch((e: Error) => logger.debug({ err: e.message }, 'consumer heartbeat failed')), HEARTBEAT_MS);
   beat.unref();
+  // Keeps the append counters' delta table short (monitoring reads fold too; one folder at a time).
+  const fold = setInterval(() => void foldCounters(c.pool).catch((e: Error) => logger.debug({ err: e.message }, 'counter fold failed')), FOLD_INTERVAL_MS);
+  fold.unref();
+  const vacuum = setInterval(() => void vacuumCounterDeltas(c.pool).catch((e: Error) => logger.debug({ err: e.message }, 'counter deltas vacuum failed')), VACUUM_DELTAS_INTERVAL_MS);
+  vacuum.unref();
 
   const processor = new ConsumerJobProcessor({
     pool: c.pool,
@@ -126,6 +132,8 @@ export async function startWorkerHost(c: Container, roles: readonly WorkerRole[]
     async close(graceMs = config.SHUTDOWN_GRACE_MS) {
       closing = true;
       clearInterval(beat);
+      clearInterval(fold);
+      clearInterval(vacuum);
       await relay?.stop();
       let timedOut = false;
       const graceful = Promise.all(workers.map((w) => w.close()));

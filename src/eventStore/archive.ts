@@ -1,5 +1,6 @@
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
 import { z } from 'zod';
+import { eventsSince } from './counters.js';
 
 /**
  * Retention: `event_store` → `event_store_archive` (migration 1700000000010), by whole streams.
@@ -128,7 +129,7 @@ export const StoreSizesSchema = z.object({
   archivedEvents: z.number().int(),
   archivedStreams: z.number().int(),
   archivedBytes: z.number().int(),
-  /** Events recorded in the last 24 h (BRIN range scan on recorded_at) and the bytes they take, estimated. */
+  /** Events recorded in the last 24 h (from the minute the window starts in; counters, no scan) and the bytes they take, estimated. */
   eventsLast24h: z.number().int(),
   bytesPerDayEstimate: z.number().int(),
   ledgerRowsDeleted: z.number().int(),
@@ -140,22 +141,22 @@ export type StoreSizes = z.infer<typeof StoreSizesSchema>;
 export async function storeSizes(db: CommonQueryMethods): Promise<StoreSizes> {
   const r = await db.one(sql.type(z.object({
     hot: z.number(), hot_bytes: z.number(), archived: z.number(), streams: z.number(), archived_bytes: z.number(),
-    last24h: z.number(), ledger: z.number(), failures: z.number(), last_run_at: z.string().nullable(),
+    ledger: z.number(), failures: z.number(), last_run_at: z.string().nullable(),
   }))`
     SELECT greatest((SELECT reltuples FROM pg_class WHERE oid = 'event_store'::regclass), 0)::int8 AS hot,
            pg_total_relation_size('event_store')::int8 AS hot_bytes,
            s.events AS archived, s.streams, pg_total_relation_size('event_store_archive')::int8 AS archived_bytes,
-           (SELECT count(*) FROM event_store WHERE recorded_at >= now() - interval '24 hours')::int8 AS last24h,
            s.ledger_deleted AS ledger, s.failures_deleted AS failures, s.last_run_at
     FROM event_archive_stats s`);
+  const last24h = await eventsSince(db, new Date(Date.now() - 24 * 3600 * 1000));
   return {
     hotEventsEstimate: r.hot,
     hotBytes: r.hot_bytes,
     archivedEvents: r.archived,
     archivedStreams: r.streams,
     archivedBytes: r.archived_bytes,
-    eventsLast24h: r.last24h,
-    bytesPerDayEstimate: r.hot > 0 ? Math.round((r.last24h * r.hot_bytes) / r.hot) : 0,
+    eventsLast24h: last24h,
+    bytesPerDayEstimate: r.hot > 0 ? Math.round((last24h * r.hot_bytes) / r.hot) : 0,
     ledgerRowsDeleted: r.ledger,
     failuresDeleted: r.failures,
     lastArchiveAt: r.last_run_at,

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { countOpenFailures } from '../../consumers/failures.js';
 import { owedSummary, OwedSummarySchema } from '../../consumers/owedWork.js';
 import { storeSizes, StoreSizesSchema } from '../../eventStore/archive.js';
+import { eventsSinceHour, eventTotals, foldCounters } from '../../eventStore/counters.js';
 import { xminHorizon, XminHorizonSchema } from '../../db/horizon.js';
 import { QUEUE_STATES } from '../../metrics/metrics.js';
 
@@ -33,9 +34,7 @@ export const OverviewSchema = z.object({
 });
 export type Overview = z.infer<typeof OverviewSchema>;
 
-const TypeCount = z.object({ type: z.string(), count: z.number() });
 const Counts = z.object({
-  today: z.number(),
   last_position: z.number().nullable(),
   last_recorded_at: z.string().nullable(),
   outbox: z.number(),
@@ -54,16 +53,19 @@ export async function queueDepths(queues: Record<string, Queue>): Promise<Record
 }
 
 /**
- * The totals come from one GROUP BY over the (event_type, global_position) index (an index-only scan
- * on a vacuumed table), so total_events is exactly the sum of event_types. "Today" is the UTC day and
- * uses the BRIN index on recorded_at.
+ * Totals, events per type and "today" (the UTC day, from hour rows) come from the counters kept as
+ * events are appended (src/eventStore/counters.ts), never from scanning the store: the overview costs
+ * the same at any store size. Totals include archived events. The last event is one step down the
+ * primary key; the outbox and owed work are backlogs (bounded by what is not yet delivered, not by the store).
  */
 export async function overview(pool: DatabasePool, queues: Record<string, Queue>): Promise<Overview> {
-  const [types, counts, projections, depths, owed, failures, storage, horizon] = await Promise.all([
-    pool.any(sql.type(TypeCount)`SELECT event_type AS type, count(*) AS count FROM event_store GROUP BY event_type ORDER BY count DESC, event_type`),
+  await foldCounters(pool);
+  const todayUtc = new Date(Math.floor(Date.now() / 86_400_000) * 86_400_000);
+  const [totals, today, counts, projections, depths, owed, failures, storage, horizon] = await Promise.all([
+    eventTotals(pool),
+    eventsSinceHour(pool, todayUtc),
     pool.one(sql.type(Counts)`
-      SELECT (SELECT count(*) FROM event_store WHERE recorded_at >= date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC') AS today,
-             last.global_position AS last_position, last.recorded_at AS last_recorded_at,
+      SELECT last.global_position AS last_position, last.recorded_at AS last_recorded_at,
              (SELECT count(*) FROM event_outbox) AS outbox,
              (SELECT min(created_at) FROM event_outbox) AS outbox_oldest
       FROM (SELECT 1) one
@@ -76,13 +78,13 @@ export async function overview(pool: DatabasePool, queues: Record<string, Queue>
     xminHorizon(pool),
   ]);
   return {
-    total_events: types.reduce((n, t) => n + t.count, 0),
-    events_today: counts.today,
+    total_events: totals.total,
+    events_today: today,
     last_event: counts.last_position !== null && counts.last_recorded_at ? { position: counts.last_position, recordedAt: counts.last_recorded_at } : null,
     active_projections: projections.filter((p) => p.status === 'live').length,
     projections: [...projections],
     failed_processing: failures,
-    event_types: [...types],
+    event_types: totals.byType,
     outbox: { backlog: counts.outbox, oldestSeconds: counts.outbox_oldest ? Math.max(0, (Date.now() - Date.parse(counts.outbox_oldest)) / 1000) : 0 },
     owed: { events: owed.reduce((n, o) => n + o.events, 0), consumers: owed, withoutLiveWorker: owed.filter((o) => !o.liveWorker).map((o) => o.consumer) },
     queues: depths,

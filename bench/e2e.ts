@@ -29,8 +29,8 @@ const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 60_000);
 const ONE_MODEL_STREAMS = Number(process.env.BENCH_ONE_MODEL_STREAMS ?? 1_000);
 /** Seconds of the paced 1,000 events/s lag measurement. */
 const LAG_SECONDS = Number(process.env.BENCH_LAG_SECONDS ?? 10);
-/** Which parts to run (comma-separated): raw, all, two, ticket, graphile, backlog. RESULT fields of parts not run are NaN. */
-const PARTS = new Set((process.env.BENCH_E2E_ONLY ?? 'raw,all,two,ticket,graphile,backlog').split(',').map((x) => x.trim()));
+/** Which parts to run (comma-separated): raw, all, two, ticket, graphile, backlog, pgbackend. RESULT fields of parts not run are NaN. */
+const PARTS = new Set((process.env.BENCH_E2E_ONLY ?? 'raw,all,two,ticket,graphile,backlog,pgbackend').split(',').map((x) => x.trim()));
 const GRAPHILE_CONCURRENCY = process.env.BENCH_GRAPHILE_CONCURRENCY ?? process.env.WORKER_CONCURRENCY ?? '2';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -433,6 +433,9 @@ export async function runE2eBenchWithResult(): Promise<E2eResult> {
   const w1 = run('backlog') ? await backlogDrain(1) : none;
   const w3 = run('backlog') ? await backlogDrain(3) : none;
 
+  // The same runs on BullMQ's PostgreSQL backend (QUEUE_BACKEND=postgres), against this run's Redis figures.
+  const pg = run('pgbackend') ? await (await import('./pgBackend.js')).runPgBackendBench(run('all') ? oneRate : undefined, run('ticket') ? oneModelGen.rate : undefined) : null;
+
   const held = await watch.stop();
   const p50 = run('all') ? median(oneRuns.map((r) => r.p50 ?? NaN)) : NaN;
   const p99 = run('all') ? median(oneRuns.map((r) => r.p99 ?? NaN)) : NaN;
@@ -461,6 +464,7 @@ export async function runE2eBenchWithResult(): Promise<E2eResult> {
     { part: 'two', benchmark: 'lag p99 at 1,000 events/s, 2 worker processes', value: two.p99 ?? NaN, unit: 'ms' },
   ];
   const rows: Row[] = tagged.filter((r) => run(r.part)).map(({ part: _part, ...r }) => r);
+  if (pg) rows.push(...pg.rows);
   rows.push({ benchmark: 'longest xmin-horizon hold by another session during the run (0 = none over 1 s; else the figures are unreliable)', value: held, unit: 's' });
   const result = {
     all_consumers_ratio_naive: oneRate / naiveRate,
@@ -472,6 +476,8 @@ export async function runE2eBenchWithResult(): Promise<E2eResult> {
     workers3_over_workers1: w3.rate / w1.rate,
     lock_wait_share_3w: w3.lockShare,
     lag_p99_ms: p99,
+    pg_backend_all_consumers_eps: pg?.result.pg_backend_all_consumers_eps ?? NaN,
+    pg_backend_ratio_redis: pg?.result.pg_backend_ratio_redis ?? NaN,
   };
   return { rows, result };
 }

@@ -179,9 +179,13 @@ export class ConsumerJobProcessor {
     countDeferred(names.reduce((n, k) => n + streams[k]!.length, 0));
     const base = Math.min(1000, 10 * 2 ** Math.min(deferrals, 7));
     const policy = this.d.policyOf(names[0]!);
-    const data: ProjectionJobData = { ...job.data, streams, deferrals };
+    // A deferral is not an attempt: the follow-up keeps the attempts this job has left (a consumer's own
+    // job may be a hand-over with fewer than its policy's), and counts the ones spent before it.
+    const base0 = jobOptions(policy);
+    const attempts = Math.max(1, (job.opts.attempts ?? base0.attempts ?? 1) - job.attemptsMade);
+    const data: ProjectionJobData = { ...job.data, streams, deferrals, attemptOffset: (job.data.attemptOffset ?? 0) + job.attemptsMade };
     const jobId = derivedJobId('deferred', [job.queueName, job.id, job.attemptsMade, deferrals, ...names, ...names.flatMap((n) => streams[n]!)]);
-    await this.d.queues.byName(job.queueName).add(job.name, data, { ...jobOptions(policy), jobId, delay: Math.round(base * (0.5 + Math.random())) });
+    await this.d.queues.byName(job.queueName).add(job.name, data, { ...base0, backoff: job.opts.backoff ?? base0.backoff, attempts, jobId, delay: Math.round(base * (0.5 + Math.random())) });
   }
 
   /**

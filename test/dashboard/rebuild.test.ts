@@ -17,8 +17,9 @@ let replay: ReturnType<typeof startReplayWorker>;
 const NAME = TicketReadModelProjection.name;
 
 beforeAll(async () => {
-  // Small chunks, so the rebuild reports progress many times before it completes.
-  h = await startDashboardHarness('dash_rebuild', { REPLAY_CHUNK_SIZE: '50' });
+  // Tiny chunks, so the rebuild (a few hundred chunks) runs across several of the page's 500 ms polls:
+  // with 50-event chunks the one-pass rebuild finished between two polls.
+  h = await startDashboardHarness('dash_rebuild', { REPLAY_CHUNK_SIZE: '5' });
   host = await startWorkerHost(h.c, ['handlers', 'projections', 'relay']);
   replay = startReplayWorker(h.c);
   const gen = createEventGenerator({ seed: 11, streams: 300, runId: 'dash-rb' });

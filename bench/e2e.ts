@@ -434,7 +434,7 @@ export async function runE2eBenchWithResult(): Promise<E2eResult> {
   const w3 = run('backlog') ? await backlogDrain(3) : none;
 
   // The same runs on BullMQ's PostgreSQL backend (QUEUE_BACKEND=postgres), against this run's Redis figures.
-  const pg = run('pgbackend') ? await (await import('./pgBackend.js')).runPgBackendBench(run('all') ? oneRate : undefined, run('ticket') ? oneModelGen.rate : undefined) : null;
+  const pg = run('pgbackend') ? await (await import('./pgBackend.js')).runPgBackendBench(ours, run('all') ? oneRate : undefined, run('ticket') ? oneModelGen.rate : undefined) : null;
 
   const held = await watch.stop();
   const p50 = run('all') ? median(oneRuns.map((r) => r.p50 ?? NaN)) : NaN;

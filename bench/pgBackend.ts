@@ -1,5 +1,4 @@
 import { createPostgresBackend, Queue, Worker, type BackendFactory } from 'bullmq';
-import { ours } from './e2e.js';
 import { freshDatabase, printTable, type Row } from './support.js';
 
 /**
@@ -51,7 +50,10 @@ export async function rawBullmqPostgres(): Promise<number> {
 }
 
 /** `redisAllConsumers`: bench/e2e.ts's figure for all consumers with 1 worker process on Redis (measured here when absent). */
-export async function runPgBackendBench(redisAllConsumers?: number, redisOneModel?: number): Promise<PgBackendBench> {
+/** bench/e2e.ts's `ours`, passed in: a static import of e2e.ts from here would deadlock when e2e.ts (a module still in its top-level await) loads this one. */
+export type Ours = (workers: number, consumers?: string) => Promise<{ rate: number; p50?: number; p99?: number }>;
+
+export async function runPgBackendBench(ours: Ours, redisAllConsumers?: number, redisOneModel?: number): Promise<PgBackendBench> {
   const redisAll = redisAllConsumers ?? (await ours(1)).rate;
   const redisOne = redisOneModel ?? (await ours(1, 'TicketReadModelProjection')).rate;
   const all = await onPostgres(() => ours(1));
@@ -76,7 +78,8 @@ export async function runPgBackendBench(redisAllConsumers?: number, redisOneMode
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { rows, result } = await runPgBackendBench();
+  const { ours } = await import('./e2e.js');
+  const { rows, result } = await runPgBackendBench(ours);
   printTable(`Queue backends (${N.toLocaleString('en-US')} events, dispatched in batches of 500)`, rows);
   console.log(`RESULT ${Object.entries(result).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   process.exit(0);

@@ -72,7 +72,7 @@ export class ReplayEngine {
 
   async run(p: Projection<any>, options: ReplayRunOptions): Promise<ReplayRunResult> {
     if (options.from === null) return (await this.runMany([p], options))[0]!;
-    return this.runFrom(p, options);
+    return this.runFrom(p, { ...options, from: options.from });
   }
 
   /**
@@ -85,7 +85,7 @@ export class ReplayEngine {
     if (options.from !== null) {
       const out: ReplayRunResult[] = [];
       for (const p of ps) {
-        const r = await this.runFrom(p, options);
+        const r = await this.runFrom(p, { ...options, from: options.from });
         out.push(r);
         await options.onSwitched?.(r);
       }
@@ -155,11 +155,11 @@ export class ReplayEngine {
     return results;
   }
 
-  private async runFrom(p: Projection<any>, options: ReplayRunOptions): Promise<ReplayRunResult> {
+  /** `--from`: no reset, one projection at a time, each stream seeded where the range starts. */
+  private async runFrom(p: Projection<any>, options: ReplayRunOptions & { from: number }): Promise<ReplayRunResult> {
     const started = Date.now();
     await this.runner.register([p]);
-    const full = options.from === null;
-    const { generation, table, cursor, done } = full ? await this.prepareRebuild(p, options.jobId) : await this.prepareFrom(p, options.jobId);
+    const { generation, table, cursor, done } = await this.prepareFrom(p, options.jobId);
     // Events an operator resolved (skipped) for this projection stay skipped in every rebuild.
     const skip = await skippedEvents(this.pool, p.name);
     const resumedFrom = done;
@@ -167,7 +167,7 @@ export class ReplayEngine {
     let processed = done;
     let position = cursor;
     const types = sql.array([...p.handledTypes], 'text');
-    const fromFilter = options.from !== null ? sql.fragment`AND global_position >= ${options.from}` : sql.fragment``;
+    const fromFilter = sql.fragment`AND global_position >= ${options.from}`;
     const t0 = Date.now();
     const report = async (phase: ReplayProgress['phase']) => {
       const rate = (processed - resumedFrom) / Math.max(0.001, (Date.now() - t0) / 1000);
@@ -193,10 +193,8 @@ export class ReplayEngine {
       const next: GlobalCheckpoint = { transactionId: last.tx, position: last.pos };
       const streams = [...new Set(rows.map((r) => r.stream_id))].sort();
       await this.pool.transaction(async (tx) => {
-        if (!full) {
-          await tx.query(sql.unsafe`SELECT 1 FROM event_projections WHERE name = ${p.name} FOR SHARE`);
-          await this.seedCheckpointsFrom(tx, p, generation, streams, options.from!);
-        }
+        await tx.query(sql.unsafe`SELECT 1 FROM event_projections WHERE name = ${p.name} FOR SHARE`);
+        await this.seedCheckpointsFrom(tx, p, generation, streams, options.from);
         await this.runner.catchUpIn(tx, p, generation, table, streams, { skip, withArchive: true }).then((r) => {
           if (r.poisoned.length) {
             const first = r.poisoned[0]!;
@@ -213,14 +211,9 @@ export class ReplayEngine {
       await report('replaying');
     }
 
-    if (full) {
-      await report('switching');
-      await this.switchOver(p, generation, options.jobId, started, processed, skip);
-    } else {
-      await this.pool.query(sql.unsafe`DELETE FROM event_subscriptions WHERE name = ${subscriptionName(p.name)}`);
-    }
+    await this.pool.query(sql.unsafe`DELETE FROM event_subscriptions WHERE name = ${subscriptionName(p.name)}`);
     await report('done');
-    const result = { projection: p.name, mode: full ? 'rebuild' : 'from', events: processed, resumedFrom, durationMs: Date.now() - started, generation } as const;
+    const result = { projection: p.name, mode: 'from', events: processed, resumedFrom, durationMs: Date.now() - started, generation } as const;
     this.logger.info(result, 'replay finished');
     return result;
   }

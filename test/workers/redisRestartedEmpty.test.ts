@@ -59,6 +59,8 @@ describe(onPostgresQueues ? 'queue store (PostgreSQL backend) emptied mid-run' :
     let killed: Promise<void> | null = null;
     let restarted: Promise<void> | null = null;
     let lostJobs = -1;
+    let paused: Promise<unknown> | null = null;
+    const shared = [producer.queues.handlers, producer.queues.projections];
     const owedSeen: number[] = [];
     const produce = async (p: number) => {
       const gen = createEventGenerator({ seed: 300 + p, streams: 125, runId: `re${p}` });
@@ -67,9 +69,21 @@ describe(onPostgresQueues ? 'queue store (PostgreSQL backend) emptied mid-run' :
         await producer.bus.dispatchMany(gen.batch(size));
         i += size;
         dispatched += size;
+        if (!paused && dispatched >= TOTAL * 0.45) {
+          // The fleet may keep up with the producers, so that at the moment of the loss nothing is
+          // waiting and nothing needs redelivering: the shared queues are paused first so that jobs
+          // are certainly waiting when the store loses them.
+          paused = Promise.all(shared.map((q) => q.pause()));
+        }
         if (!killed && dispatched >= TOTAL * 0.5) {
           // Jobs in Redis and in flight are lost with it; producers go on meanwhile.
-          const lose = onPostgresQueues ? emptyPostgresQueueStore(db.url).then((n) => void (lostJobs = n)) : redis.kill();
+          const lose = paused!
+            .then(() => waitFor(async () => {
+              // A paused queue reports its waiting jobs as 'paused'.
+              const counts = await Promise.all(shared.map((q) => q.getJobCounts('waiting', 'paused' as 'wait', 'prioritized')));
+              return counts.some((c) => (c.waiting ?? 0) + (c.paused ?? 0) + (c.prioritized ?? 0) > 0);
+            }, { timeoutMs: 30_000, intervalMs: 20, what: 'jobs waiting on the paused queues' }))
+            .then(() => (onPostgresQueues ? emptyPostgresQueueStore(db.url).then((n) => void (lostJobs = n)) : redis.kill()));
           killed = lose.then(async () => {
             // While Redis is gone, the overview still answers from Postgres, and says work is owed.
             owedSeen.push((await overview(producer.pool, producer.queues)).owed.events);
@@ -79,6 +93,9 @@ describe(onPostgresQueues ? 'queue store (PostgreSQL backend) emptied mid-run' :
           // ~600 events were dispatched with Redis gone; it comes back empty.
           restarted = killed.then(async () => {
             if (!onPostgresQueues) await redis.start();
+            // Redis restarted empty has forgotten the pause; the PostgreSQL store's queue meta has not.
+            // The producer's connection is still reconnecting then and has no offline queue: retried.
+            await Promise.all(shared.map((q) => waitFor(() => q.resume().then(() => true, () => false), { timeoutMs: 30_000, intervalMs: 50, what: `${q.name} to resume` })));
             owedSeen.push((await overview(producer.pool, producer.queues)).owed.events);
           });
           await restarted;

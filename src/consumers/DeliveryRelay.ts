@@ -13,6 +13,9 @@ export { OUTBOX_CHANNEL };
  */
 const DEFAULT_MIN_AGE_MS = 3000;
 
+/** Longest wait between relay rounds while they fail: the delay before delivery resumes after an outage. */
+const RELAY_MAX_BACKOFF_MS = 5000;
+
 export interface RelayOptions {
   batchSize: number;
   pollMs: number;
@@ -110,15 +113,31 @@ export class DeliveryRelay {
       }
       // stop() may have been called while this round worked: do not start a poll-long wait then.
       if (this.stopped) break;
-      forced = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), this.options.pollMs);
-        this.wake = () => {
-          clearTimeout(timer);
-          resolve(true);
-        };
-      });
+      forced = await this.pause();
       this.wake = null;
     }
+  }
+
+  /**
+   * The wait between rounds; resolves true when a NOTIFY asked for a forced round. After a failed
+   * round (Redis or Postgres down) the wait backs off to at most RELAY_MAX_BACKOFF_MS and a NOTIFY
+   * no longer cuts it short: every producer that cannot enqueue NOTIFYs, and each forced round claims
+   * owed rows and joins them to the store, so an outage under load would otherwise turn the relays
+   * into a busy loop against Postgres. The NOTIFY is not lost: the next round is forced.
+   */
+  private pause(): Promise<boolean> {
+    const failing = this.failures > 0;
+    const ms = failing ? Math.max(this.options.pollMs, backoffMs(this.failures, this.options.pollMs, RELAY_MAX_BACKOFF_MS)) : this.options.pollMs;
+    return new Promise<boolean>((resolve) => {
+      let asked = false;
+      const timer = setTimeout(() => resolve(asked), ms);
+      this.wake = () => {
+        asked = true;
+        if (failing && !this.stopped) return;
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
   }
 
   async stop(): Promise<void> {

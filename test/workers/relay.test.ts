@@ -6,6 +6,7 @@ import { startWorkerHost, type WorkerHost } from '../../src/app/workerHost.js';
 import { createEventGenerator } from '../../src/demo/eventGenerator.js';
 import { DeliveryRelay } from '../../src/consumers/DeliveryRelay.js';
 import type { HandlerJobData } from '../../src/consumers/jobs.js';
+import type { JobPublisher } from '../../src/consumers/JobPublisher.js';
 import { createLogger } from '../../src/logger.js';
 import { disposeTestContainer, testContainer } from '../support/app.js';
 import { createTestDb, testPrefix, waitFor, type TestDb } from '../support/db.js';
@@ -86,5 +87,31 @@ describe('outbox relay', () => {
     const expected = await db.pool.oneFirst(sql.type(n)`SELECT count(*) AS n FROM event_store WHERE event_type = ANY(${sql.array(handled, 'text')}) AND global_position > ${mark}`);
     expect(ids.length + owedBefore.size).toBe(expected);
     expect(jobs.some((j) => (j.data as HandlerJobData).consumers.includes('TicketDiscoveredHandler'))).toBe(true);
+  });
+
+  // The trap: while Redis was down every producer that could not enqueue NOTIFYed, each NOTIFY woke
+  // the relays for a forced round, and each round claimed owed rows and joined them to the store
+  // before failing: relays left behind by a test kept three PostgreSQL backends busy for half an hour.
+  it('relay-backs-off-while-redis-is-down: failed rounds back off and NOTIFYs no longer cut the wait short', async () => {
+    let rounds = 0;
+    const counting = { sweep: (limit: number, minAgeMs: number) => (rounds++, producer.publisher.sweep(limit, minAgeMs)) } as unknown as JobPublisher;
+    const relay = new DeliveryRelay(db.url, counting, null, createLogger('silent'), { batchSize: 100, pollMs: 20 });
+    relay.start();
+    // Let its LISTEN connection come up, then dispatch every 20 ms for 3 s from a producer that cannot
+    // reach Redis (each leaves its event in the outbox and NOTIFYs), as producers under load would.
+    await waitFor(async () => rounds > 0, { timeoutMs: 5000, intervalMs: 20, what: 'the first relay round' });
+    const from = rounds;
+    const gen = createEventGenerator({ seed: 6, streams: 50, runId: 'backoff' });
+    const until = Date.now() + 3000;
+    while (Date.now() < until) {
+      await producer.bus.dispatchMany(gen.batch(5));
+      await producer.publisher.wakeRelays();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await relay.stop();
+    // Polling every 20 ms, or waking on every NOTIFY, would make 150 rounds or more; backing off from
+    // 20 ms towards 5 s makes about 8.
+    expect(rounds - from).toBeGreaterThan(1);
+    expect(rounds - from).toBeLessThan(30);
   });
 });

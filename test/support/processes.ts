@@ -9,6 +9,16 @@ export interface Spawned {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
+/**
+ * Children still running when the test process exits are killed with it: a failed test whose
+ * afterAll never ran once left three workers polling a dropped test's database for half an hour,
+ * slowing every later test on the machine.
+ */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
 /** Runs one of the project's TypeScript entry points as a real OS process (through tsx). */
 export function spawnTs(script: string, env: Record<string, string>, args: string[] = []): Spawned {
   const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
@@ -16,6 +26,8 @@ export function spawnTs(script: string, env: Record<string, string>, args: strin
     env: { ...process.env, NODE_ENV: 'test', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
   let out = '';
   child.stdout?.on('data', (d) => (out += d));
   child.stderr?.on('data', (d) => (out += d));

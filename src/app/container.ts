@@ -3,7 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { withApplicationName } from '../db/horizon.js';
+import { sessionUrl } from '../db/sessionUrl.js';
 import { createDbPool, type DatabasePool } from '../db/pool.js';
 import { eventRegistry } from '../domain/index.js';
 import { FailureStore } from '../consumers/failures.js';
@@ -84,7 +84,7 @@ export function routesOf(handlers: readonly EventHandler[], projections: readonl
 /** The composition root: every process builds its services here, and closes them here. */
 export async function createContainer(config: Config, logger: Logger, options: ContainerOptions = {}): Promise<Container> {
   const pool = await createDbPool(config.DATABASE_URL, { maximumPoolSize: config.DATABASE_POOL_SIZE });
-  const appendPool = new pg.Pool({ connectionString: withApplicationName(config.DATABASE_URL), max: Math.max(2, Math.ceil(config.DATABASE_POOL_SIZE / 2)), connectionTimeoutMillis: 5000 });
+  const appendPool = new pg.Pool({ connectionString: sessionUrl(config.DATABASE_URL), max: Math.max(2, Math.ceil(config.DATABASE_POOL_SIZE / 2)), connectionTimeoutMillis: 5000 });
   const queuesRef: { handlers?: Queue } = {};
   const onPostgres = config.QUEUE_BACKEND === 'postgres';
   const faults = new FaultMonitor(logger, {

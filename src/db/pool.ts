@@ -1,6 +1,6 @@
 import { createPool, SchemaValidationError, type DatabasePool, type Interceptor, type QueryResultRow } from 'slonik';
 import { createPgDriverFactory } from '@slonik/pg-driver';
-import { withApplicationName } from './horizon.js';
+import { sessionUrl } from './sessionUrl.js';
 
 /**
  * slonik's `sql.type(schema)` attaches a zod schema but validates nothing by itself;
@@ -44,7 +44,7 @@ export type { DatabasePool };
 
 export async function createDbPool(connectionUri: string, options: { maximumPoolSize?: number; statementTimeoutMs?: number } = {}): Promise<DatabasePool> {
   // Named in pg_stat_activity (hdt:web, hdt:worker…): the stall alarm says who holds the horizon back.
-  return createPool(withApplicationName(connectionUri), {
+  return createPool(sessionUrl(connectionUri), {
     driverFactory: createPgDriverFactory(),
     interceptors: [resultParser],
     typeParsers,

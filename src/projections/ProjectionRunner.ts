@@ -1,4 +1,5 @@
 import { sql, type CommonQueryMethods, type DatabasePool } from 'slonik';
+import { ProcessGate } from './processGate.js';
 import { asOneStatement, type SettleSql } from '../db/statements.js';
 import { isInfrastructureError } from '../faults.js';
 import { rowToEvent, type StoredEvent, type StoredEventRowType, type Upcaster } from '../eventStore/types.js';
@@ -67,6 +68,8 @@ export function toProjected(e: StoredEvent): ProjectedEvent {
  * are written in the same transaction. Duplicate, stale and out-of-order jobs find nothing to do.
  */
 export class ProjectionRunner {
+  private readonly gate = new ProcessGate();
+
   constructor(
     private readonly pool: DatabasePool,
     private readonly upcast: Upcaster,
@@ -94,6 +97,12 @@ export class ProjectionRunner {
    * is its own. Results (or the error) by projection name.
    */
   async catchUpMany(work: readonly { projection: Projection<any>; streams: readonly string[] }[], options: CatchUpOptions = {}): Promise<Map<string, CatchUpResult | Error>> {
+    // Live jobs (the ones that skip what others hold) of this process take their projections one at a time.
+    if (options.skipLocked) return this.gate.with(work.map((w) => w.projection.name), () => this.catchUpManyNow(work, options));
+    return this.catchUpManyNow(work, options);
+  }
+
+  private async catchUpManyNow(work: readonly { projection: Projection<any>; streams: readonly string[] }[], options: CatchUpOptions): Promise<Map<string, CatchUpResult | Error>> {
     const items = [...work]
       .sort((a, b) => (a.projection.name < b.projection.name ? -1 : 1))
       .map((w) => ({ projection: w.projection, table: w.projection.table, streams: [...new Set(w.streams)].sort() }));
@@ -237,14 +246,7 @@ export class ProjectionRunner {
     });
     if (from.size === 0) return settleOnly();
     const types = [...new Set(items.flatMap((it) => it.projection.handledTypes))];
-    // Hot path: our own rows with a fixed column list (validated when written); no per-row zod parse.
-    const rows = (await tx.any(sql.unsafe`
-      SELECT e.id, e.stream_id, e.stream_type, e.version, e.event_type, e.schema_version, e.payload, e.metadata,
-             e.global_position, e.transaction_id::text AS transaction_id, e.occurred_at, e.recorded_at
-      FROM ${sql.unnest([...from], ['text', 'int4'])} AS c(stream_id, version)
-      JOIN ${withArchive ? sql.identifier(['event_store_all']) : sql.identifier(['event_store'])} e ON e.stream_id = c.stream_id AND e.version > c.version
-      WHERE e.event_type = ANY(${sql.array(types, 'text')})
-      ORDER BY e.stream_id, e.version`)) as readonly StoredEventRowType[];
+    const rows = (await tx.any(eventsAfterCheckpoints([...from], types, withArchive))) as readonly StoredEventRowType[];
     if (rows.length === 0) return settleOnly();
     // A row its upcaster rejects stops its stream there, for the projections of its type only.
     const events: ProjectedEvent[] = [];
@@ -386,4 +388,24 @@ export class ProjectionRunner {
 
 function asError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
+}
+
+/**
+ * The events of each stream after its checkpoint, of the given types, in stream and version order.
+ * Hot path: our own rows with a fixed column list (validated when written), read without a zod parse.
+ * One index probe per stream, always: as a plain join the planner guessed a third of each stream
+ * after its checkpoint and hashed a sequential scan of the whole store (48 ms per job at 200,000
+ * events, growing with the store). The ORDER BY keeps the lateral subquery from being flattened.
+ */
+export function eventsAfterCheckpoints(from: readonly (readonly [string, number])[], types: readonly string[], withArchive = false) {
+  return sql.unsafe`
+    SELECT e.*
+    FROM ${sql.unnest(from as [string, number][], ['text', 'int4'])} AS c(stream_id, version)
+    CROSS JOIN LATERAL (
+      SELECT e.id, e.stream_id, e.stream_type, e.version, e.event_type, e.schema_version, e.payload, e.metadata,
+             e.global_position, e.transaction_id::text AS transaction_id, e.occurred_at, e.recorded_at
+      FROM ${withArchive ? sql.identifier(['event_store_all']) : sql.identifier(['event_store'])} e
+      WHERE e.stream_id = c.stream_id AND e.version > c.version AND e.event_type = ANY(${sql.array([...types], 'text')})
+      ORDER BY e.version) e
+    ORDER BY e.stream_id, e.version`;
 }

@@ -1,0 +1,13 @@
+import { withApplicationName } from './horizon.js';
+
+/**
+ * The URL every pool of ours connects with: named in pg_stat_activity (the stall alarm says who holds
+ * the horizon back), and with JIT compilation off unless the URL sets its own `options`. Our
+ * statements are short and many; their estimated cost can still pass jit_above_cost (a catch-up over
+ * a few hundred streams does), and then compiling took 10 to 100 ms of a statement that runs in a few.
+ */
+export function sessionUrl(url: string): string {
+  const u = new URL(withApplicationName(url));
+  if (!u.searchParams.has('options')) u.searchParams.set('options', '-c jit=off');
+  return u.toString();
+}

@@ -36,7 +36,13 @@ interface MonitorStep {
   started: Criteria | null;
 }
 
-const HistoryRow = z.object({ stream_id: z.string(), event_type: z.string(), payload: z.unknown(), transaction_id: z.string(), global_position: z.number() });
+interface HistoryRow {
+  stream_id: string;
+  event_type: string;
+  payload: unknown;
+  transaction_id: string;
+  global_position: number;
+}
 
 /**
  * The start/stop history of every monitor that was ever started for one of these fixtures, read from
@@ -44,12 +50,13 @@ const HistoryRow = z.object({ stream_id: z.string(), event_type: z.string(), pay
  * (events:archive leaves them hot), so the hot table holds every monitor's whole history.
  */
 async function monitorHistories(tx: CommonQueryMethods, fixtures: readonly string[]): Promise<Map<string, MonitorStep[][]>> {
-  const rows = await tx.any(sql.type(HistoryRow)`
+  // Our own rows, validated when stored: read as they are (a zod parse per row was the handler worker's largest single cost).
+  const rows = (await tx.any(sql.unsafe`
     SELECT m.stream_id, m.event_type, m.payload, m.transaction_id::text AS transaction_id, m.global_position
     FROM event_store m
     WHERE m.event_type IN ('MonitoringStarted', 'MonitoringStopped')
       AND m.stream_id IN (SELECT stream_id FROM event_store WHERE event_type = 'MonitoringStarted' AND payload->>'eventName' = ANY(${sql.array([...fixtures], 'text')}))
-    ORDER BY m.stream_id, m.transaction_id, m.global_position`);
+    ORDER BY m.stream_id, m.transaction_id, m.global_position`)) as readonly HistoryRow[];
   const byStream = new Map<string, MonitorStep[]>();
   for (const r of rows) {
     // Our own rows, validated when stored: no per-row parse on this path.
@@ -126,7 +133,12 @@ export interface TicketState {
   quantity: number;
 }
 
-const TicketRow = z.object({ stream_id: z.string(), version: z.number(), event_type: z.string(), payload: z.record(z.string(), z.unknown()) });
+interface TicketRow {
+  stream_id: string;
+  version: number;
+  event_type: string;
+  payload: Record<string, unknown>;
+}
 
 /**
  * The state of each ticket stream of the batch as of each of its events, folded from the store (the
@@ -135,13 +147,17 @@ const TicketRow = z.object({ stream_id: z.string(), version: z.number(), event_t
  */
 export async function ticketStates(tx: CommonQueryMethods, upTo: ReadonlyMap<string, number>): Promise<(streamId: string, version: number) => TicketState | undefined> {
   if (upTo.size === 0) return () => undefined;
-  const read = (table: 'event_store' | 'event_store_all', streams: ReadonlyMap<string, number>) =>
-    tx.any(sql.type(TicketRow)`
-      SELECT e.stream_id, e.version, e.event_type, e.payload
+  // One index probe per stream (as a plain join on version <= v the planner may hash a scan of the
+  // whole store), and our own rows read as they are, without a zod parse per row.
+  const read = async (table: 'event_store' | 'event_store_all', streams: ReadonlyMap<string, number>) =>
+    (await tx.any(sql.unsafe`
+      SELECT e.*
       FROM ${sql.unnest([...streams], ['text', 'int4'])} AS w(stream_id, v)
-      JOIN ${sql.identifier([table])} e ON e.stream_id = w.stream_id AND e.version <= w.v
-      WHERE e.event_type IN ('TicketDiscovered', 'TicketAvailabilityChanged', 'TicketSoldOut')
-      ORDER BY e.stream_id, e.version`);
+      CROSS JOIN LATERAL (
+        SELECT e.stream_id, e.version, e.event_type, e.payload FROM ${sql.identifier([table])} e
+        WHERE e.stream_id = w.stream_id AND e.version <= w.v AND e.event_type IN ('TicketDiscovered', 'TicketAvailabilityChanged', 'TicketSoldOut')
+        ORDER BY e.version) e
+      ORDER BY e.stream_id, e.version`)) as readonly TicketRow[];
   // The hot table first; a stream revived after archiving (its discovery archived) is read again with the archive.
   let rows = [...(await read('event_store', upTo))];
   const discovered = new Set(rows.filter((r) => r.event_type === 'TicketDiscovered').map((r) => r.stream_id));

@@ -1,6 +1,6 @@
 import type { BackendFactory, ConnectionOptions } from 'bullmq';
 import type { Config } from '../config.js';
-import { sessionUrl } from '../db/sessionUrl.js';
+import { sessionConfig } from '../db/sessionUrl.js';
 import { redisTopology, type RedisTopology } from './redisTopology.js';
 import { sharedPostgresBackend } from './sharedPostgresBackend.js';
 
@@ -43,7 +43,7 @@ export function queueStore(config: Config, redis: RedisTopology = redisTopology(
   // bullmq schema on first use (an advisory lock serialises concurrent starters; a no-op read once it
   // is current).
   const shared = sharedPostgresBackend(
-    { connectionString: sessionUrl(config.DATABASE_URL), schema: BULLMQ_SCHEMA, migrate: true, max: Math.max(2, Math.ceil(config.DATABASE_POOL_SIZE / 2)), idleTimeoutMillis: 10_000, connectionTimeoutMillis: 5000, keepAlive: true },
+    { ...sessionConfig(config.DATABASE_URL), schema: BULLMQ_SCHEMA, migrate: true, max: Math.max(2, Math.ceil(config.DATABASE_POOL_SIZE / 2)), idleTimeoutMillis: 10_000, connectionTimeoutMillis: 5000, keepAlive: true },
     onError,
   );
   // The connection is the shared one; what a Queue or Worker is given is only handed to the factory.

@@ -11,3 +11,15 @@ export function sessionUrl(url: string): string {
   if (!u.searchParams.has('options')) u.searchParams.set('options', '-c jit=off');
   return u.toString();
 }
+
+/**
+ * For clients that add startup options of their own (BullMQ's PostgreSQL backend appends its
+ * `-c search_path=…`): `options` as a separate setting, since one in the connection string would
+ * replace theirs (node-postgres lets the string win).
+ */
+export function sessionConfig(url: string): { connectionString: string; options: string } {
+  const u = new URL(sessionUrl(url));
+  const options = u.searchParams.get('options') ?? '';
+  u.searchParams.delete('options');
+  return { connectionString: u.toString(), options };
+}

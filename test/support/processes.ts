@@ -15,9 +15,17 @@ export interface Spawned {
  * slowing every later test on the machine.
  */
 const live = new Set<ChildProcess>();
-process.once('exit', () => {
+const killLive = () => {
   for (const c of live) c.kill('SIGKILL');
-});
+};
+process.once('exit', killLive);
+// A test process stopped by a signal (vitest tearing down, an interrupted run) does not run 'exit'.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    killLive();
+    process.exit(128 + (signal === 'SIGTERM' ? 15 : signal === 'SIGINT' ? 2 : 1));
+  });
+}
 
 /** Runs one of the project's TypeScript entry points as a real OS process (through tsx). */
 export function spawnTs(script: string, env: Record<string, string>, args: string[] = []): Spawned {

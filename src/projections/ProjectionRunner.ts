@@ -97,8 +97,8 @@ export class ProjectionRunner {
    * is its own. Results (or the error) by projection name.
    */
   async catchUpMany(work: readonly { projection: Projection<any>; streams: readonly string[] }[], options: CatchUpOptions = {}): Promise<Map<string, CatchUpResult | Error>> {
-    // Live jobs (the ones that skip what others hold) of this process take their projections one at a time.
-    if (options.skipLocked) return this.gate.with(work.map((w) => w.projection.name), () => this.catchUpManyNow(work, options));
+    // Live jobs (the ones that skip what others hold) of this process that overlap much take turns.
+    if (options.skipLocked) return this.gate.with(work.map((w) => ({ projection: w.projection.name, streams: w.streams })), () => this.catchUpManyNow(work, options));
     return this.catchUpManyNow(work, options);
   }
 

@@ -1,38 +1,49 @@
 /**
- * One live catch-up per projection at a time inside this process. Two jobs of one worker catching up
- * the same projection over overlapping streams make the second skip every stream the first holds
- * (SKIP LOCKED), then come back for them in a follow-up job that reads them again: measured, with a
- * concurrency of 2 on the one-read-model workload, 2.7× the Redis commands and a quarter more worker
- * CPU than one at a time. Waiting here for a job of the same process is not a database lock wait: no
- * connection or transaction is held meanwhile, and the wait ends when that job's transaction does.
- * Other processes still meet at the advisory locks and skip each other.
+ * Live catch-ups of one projection inside this process: a job whose streams overlap much with a job
+ * already running waits for it; one that overlaps little runs beside it.
+ *
+ * Two jobs of one worker on heavily overlapping streams make the second skip every stream the first
+ * holds (SKIP LOCKED), then come back for them in a follow-up job that reads them again: measured on
+ * the one-read-model bench (500-event batches over 1,000 streams, about 40 % overlap), 2.7× the Redis
+ * commands and a quarter more worker CPU than one at a time. But a backlog over many streams (1,000-
+ * event batches over 20,000 streams, about 5 % overlap) drained 2× slower one job at a time: there
+ * the jobs' parallelism is worth more than the few follow-ups. Waiting here is not a database lock
+ * wait: no connection or transaction is held meanwhile. Other processes still meet at the advisory
+ * locks and skip each other.
  */
 export class ProcessGate {
-  private readonly tails = new Map<string, Promise<void>>();
+  private readonly running = new Set<{ streams: ReadonlyMap<string, ReadonlySet<string>>; done: Promise<void> }>();
 
-  /** Runs `fn` holding every key (taken in sorted order, so two callers never wait on each other in a cycle). */
-  async with<T>(keys: readonly string[], fn: () => Promise<T>): Promise<T> {
-    const sorted = [...new Set(keys)].sort();
-    const releases: (() => void)[] = [];
+  /** The overlap (shared streams ÷ this job's streams, in any one projection) above which a job waits. */
+  constructor(private readonly maxOverlap = 0.2) {}
+
+  /** Runs `fn` once no running job overlaps `streams` (by projection) more than `maxOverlap`. */
+  async with<T>(work: readonly { projection: string; streams: readonly string[] }[], fn: () => Promise<T>): Promise<T> {
+    const mine = new Map(work.map((w) => [w.projection, new Set(w.streams)]));
+    for (;;) {
+      const blocking = [...this.running].filter((r) => this.overlaps(mine, r.streams));
+      if (blocking.length === 0) break;
+      await Promise.race(blocking.map((b) => b.done));
+    }
+    let release!: () => void;
+    const entry = { streams: mine, done: new Promise<void>((r) => (release = r)) };
+    this.running.add(entry);
     try {
-      for (const key of sorted) releases.push(await this.acquire(key));
       return await fn();
     } finally {
-      for (const release of releases) release();
+      this.running.delete(entry);
+      release();
     }
   }
 
-  private async acquire(key: string): Promise<() => void> {
-    const previous = this.tails.get(key) ?? Promise.resolve();
-    let release!: () => void;
-    const mine = new Promise<void>((r) => (release = r));
-    const tail = previous.then(() => mine);
-    this.tails.set(key, tail);
-    await previous;
-    return () => {
-      release();
-      // The last holder leaves no entry behind.
-      if (this.tails.get(key) === tail) this.tails.delete(key);
-    };
+  private overlaps(mine: ReadonlyMap<string, ReadonlySet<string>>, theirs: ReadonlyMap<string, ReadonlySet<string>>): boolean {
+    for (const [projection, streams] of mine) {
+      const other = theirs.get(projection);
+      if (!other || streams.size === 0) continue;
+      let shared = 0;
+      for (const s of streams) if (other.has(s)) shared++;
+      if (shared / streams.size > this.maxOverlap) return true;
+    }
+    return false;
   }
 }

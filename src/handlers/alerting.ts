@@ -147,16 +147,18 @@ interface TicketRow {
  */
 export async function ticketStates(tx: CommonQueryMethods, upTo: ReadonlyMap<string, number>): Promise<(streamId: string, version: number) => TicketState | undefined> {
   if (upTo.size === 0) return () => undefined;
-  // One index probe per stream (as a plain join on version <= v the planner may hash a scan of the
-  // whole store), and our own rows read as they are, without a zod parse per row.
+  // One probe of the (stream_id, version) index per stream, as in the projections' catch-up read
+  // (eventsAfterCheckpoints: why the types are filtered outside the probe), and our own rows read as
+  // they are, without a zod parse per row.
   const read = async (table: 'event_store' | 'event_store_all', streams: ReadonlyMap<string, number>) =>
     (await tx.any(sql.unsafe`
       SELECT e.*
       FROM ${sql.unnest([...streams], ['text', 'int4'])} AS w(stream_id, v)
       CROSS JOIN LATERAL (
         SELECT e.stream_id, e.version, e.event_type, e.payload FROM ${sql.identifier([table])} e
-        WHERE e.stream_id = w.stream_id AND e.version <= w.v AND e.event_type IN ('TicketDiscovered', 'TicketAvailabilityChanged', 'TicketSoldOut')
-        ORDER BY e.version) e
+        WHERE e.stream_id = w.stream_id AND e.version <= w.v
+        ORDER BY e.version OFFSET 0) e
+      WHERE e.event_type IN ('TicketDiscovered', 'TicketAvailabilityChanged', 'TicketSoldOut')
       ORDER BY e.stream_id, e.version`)) as readonly TicketRow[];
   // The hot table first; a stream revived after archiving (its discovery archived) is read again with the archive.
   let rows = [...(await read('event_store', upTo))];

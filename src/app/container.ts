@@ -152,8 +152,6 @@ export async function createContainer(config: Config, logger: Logger, options: C
     cache: () => (versioned ??= onPostgres ? postgresCache(pool) : redisCache(cacheRedis())),
     async close() {
       faults.stop();
-      // Publishes still running finish first (their events would otherwise wait in the outbox for a relay).
-      await bus.published();
       await Promise.allSettled(Object.values(queues).map((q) => q.close()));
       await consumerQueues.closeOwn();
       if (cache) await cache.quit().catch(() => cache?.disconnect());

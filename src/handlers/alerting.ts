@@ -59,7 +59,6 @@ async function monitorHistories(tx: CommonQueryMethods, fixtures: readonly strin
     ORDER BY m.stream_id, m.transaction_id, m.global_position`)) as readonly HistoryRow[];
   const byStream = new Map<string, MonitorStep[]>();
   for (const r of rows) {
-    // Our own rows, validated when stored: no per-row parse on this path.
     const step: MonitorStep = { xid: BigInt(r.transaction_id), position: r.global_position, started: r.event_type === 'MonitoringStarted' ? (r.payload as Criteria) : null };
     const list = byStream.get(r.stream_id);
     if (list) list.push(step);
